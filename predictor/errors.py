@@ -60,3 +60,76 @@ class NotReady(PredictorError):
 
     status_code = 503
     grpc_code = "UNAVAILABLE"
+
+
+class Forbidden(PredictorError):
+    """The endpoint exists but is switched off by configuration."""
+
+    status_code = 403
+    grpc_code = "PERMISSION_DENIED"
+
+
+class Unsupported(PredictorError):
+    """A protocol feature this predictor does not implement (e.g. model versions in the URL)."""
+
+    status_code = 501
+    grpc_code = "UNIMPLEMENTED"
+
+
+class HTTPStatusError(PredictorError):
+    """A plain HTTP error raised by the web framework (unknown route, wrong method)."""
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code  # type: ignore[misc]
+
+
+_GRPC_BY_STATUS = {
+    400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 405: "UNIMPLEMENTED", 413: "RESOURCE_EXHAUSTED"
+}
+
+
+def classify(exc: BaseException) -> PredictorError:
+    """Map any exception met while serving to one typed error: the single mapping point.
+
+    KServe's and FastAPI's own exceptions become ours, so REST and gRPC answer
+    the same status with the same `{"error": ...}` message shape.
+    """
+    from fastapi.exceptions import RequestValidationError
+    from kserve.errors import (
+        InferenceError,
+        InvalidInput,
+        ModelNotFound,
+        ModelNotReady,
+        ServerNotLive,
+        ServerNotReady,
+        UnsupportedProtocol,
+    )
+    from starlette.exceptions import HTTPException
+
+    if isinstance(exc, PredictorError):
+        return exc
+    if isinstance(exc, InvalidInput):
+        return BadInput(str(exc))
+    if isinstance(exc, RequestValidationError):
+        # FastAPI reports both arms of KServe's `InferenceRequest | bytes` body; the
+        # bytes arm only adds noise, and the model class name is no help to a client.
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ())[2:]) or 'body'}: {e.get('msg')}"
+            for e in exc.errors()
+            if tuple(e.get("loc", ()))[1:2] != ("bytes",)
+        )
+        return BadInput(f"invalid request body: {problems}")
+    if isinstance(exc, ModelNotFound):
+        return NotFound(str(exc))
+    if isinstance(exc, (ModelNotReady, ServerNotReady, ServerNotLive)):
+        return NotReady(str(exc))
+    if isinstance(exc, (NotImplementedError, UnsupportedProtocol)):
+        return Unsupported(str(exc) or "not implemented")
+    if isinstance(exc, HTTPException):
+        err = HTTPStatusError(str(exc.detail), exc.status_code)
+        err.grpc_code = _GRPC_BY_STATUS.get(exc.status_code, "UNKNOWN")  # type: ignore[misc]
+        return err
+    if isinstance(exc, InferenceError):
+        return PredictorError(f"inference failed: {exc}")
+    return PredictorError(f"internal error ({type(exc).__name__})")

@@ -1,0 +1,53 @@
+"""`python -m predictor`: KServe's server flags plus ours; settings from PREDICTOR_* / .env."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from kserve import model_server
+
+from predictor import logs
+from predictor.model import SentimentModel
+from predictor.server import PredictorServer, run
+from predictor.settings import ServingSettings
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m predictor",
+        description="Serve the tweet sentiment model over KServe v1, v2 REST and v2 gRPC.",
+        parents=[model_server.parser],
+    )
+    parser.add_argument("--log_level", default="INFO", help="Root log level.")
+    args = parser.parse_args(argv)
+    if args.workers != 1:
+        parser.error(
+            "--workers must be 1: one process batches all requests dynamically, and a "
+            "TorchScript module cannot be shared across worker processes"
+        )
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # KServe 0.21 answers with FastAPI's deprecated ORJSONResponse on every request.
+    warnings.filterwarnings("ignore", message=".*ORJSONResponse is deprecated.*")
+    logs.configure(args.log_level)
+    settings = ServingSettings()
+    model = SentimentModel(args.model_name or "sentiment", settings)
+    server = PredictorServer(
+        model,
+        settings,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        enable_grpc=args.enable_grpc,
+        grpc_threads=args.max_threads,
+        timeout_keep_alive=args.timeout_keep_alive,
+    )
+    return run(server)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Dynamic batching: coalesce texts from concurrent requests into one forward pass.
+
+One consumer task takes whatever queued while the engine was busy (up to the
+cap), optionally waits `max_delay` for more, and awaits the engine. Under load,
+batches form by themselves with no added latency; when idle, a lone request
+runs at once (with the default delay of 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from predictor import metrics
+from predictor.engine import BatchResult
+from predictor.errors import NotReady
+
+log = logging.getLogger(__name__)
+
+RunBatch = Callable[[list[str]], Awaitable[BatchResult]]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One text's result: probabilities over the labels and whether it was cut."""
+
+    probabilities: np.ndarray
+    truncated: bool
+
+
+@dataclass
+class _Item:
+    text: str
+    future: asyncio.Future[Row]
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+class Batcher:
+    """Queue in front of the engine; `submit` is the only way texts reach the model."""
+
+    def __init__(
+        self,
+        run_batch: RunBatch,
+        *,
+        model_name: str,
+        max_batch_size: int,
+        max_delay_s: float,
+        max_queue: int,
+    ) -> None:
+        self._run_batch = run_batch
+        self._model = model_name
+        self.max_batch_size = max_batch_size
+        self.max_delay_s = max_delay_s
+        self.max_queue = max_queue
+        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        """Start the consumer on the running loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._consume(), name="batcher")
+
+    async def submit(self, texts: list[str]) -> list[Row]:
+        """Queue the texts and wait for their rows, in order."""
+        if self._closing or self._task is None:
+            raise NotReady("the server is shutting down and takes no new requests")
+        if self._queue.qsize() + len(texts) > self.max_queue:
+            metrics.SHED.labels(self._model).inc()
+            raise NotReady(
+                f"overloaded: {self._queue.qsize()} texts already queued; retry later"
+            )
+        loop = asyncio.get_running_loop()
+        items = [_Item(t, loop.create_future()) for t in texts]
+        for item in items:
+            self._queue.put_nowait(item)
+        return list(await asyncio.gather(*(i.future for i in items)))
+
+    async def close(self) -> None:
+        """Refuse new texts, answer everything already queued, then stop."""
+        self._closing = True
+        if self._task is not None:
+            self._queue.put_nowait(None)
+            await self._task
+            self._task = None
+
+    async def _collect(self, first: _Item) -> tuple[list[_Item], bool]:
+        """Gather a batch after `first`; the flag says the stop marker was seen."""
+        batch = [first]
+        deadline = time.perf_counter() + self.max_delay_s
+        while len(batch) < self.max_batch_size:
+            try:
+                item = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    break
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    async def _consume(self) -> None:
+        stop = False
+        while not stop:
+            first = await self._queue.get()
+            if first is None:
+                break
+            batch, stop = await self._collect(first)
+            await self._run(batch)
+
+    async def _run(self, batch: list[_Item]) -> None:
+        live = [i for i in batch if not i.future.done()]  # drop texts of cancelled requests
+        if not live:
+            return
+        started = time.perf_counter()
+        wait = metrics.QUEUE_WAIT.labels(self._model)
+        for item in live:
+            wait.observe(started - item.enqueued)
+        metrics.BATCH_SIZE.labels(self._model).observe(len(live))
+        try:
+            result = await self._run_batch([i.text for i in live])
+        except Exception as exc:  # the whole batch failed: every waiter hears why
+            log.exception("batch of %d failed", len(live))
+            for item in live:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        metrics.INFERENCE_LATENCY.labels(self._model).observe(result.seconds)
+        for n, item in enumerate(live):
+            if not item.future.done():
+                item.future.set_result(Row(result.probabilities[n], result.truncated[n]))
+
+    async def abort(self) -> None:
+        """Stop without draining (used when the loop is going away)."""
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

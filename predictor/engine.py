@@ -1,0 +1,135 @@
+"""The Engine: sole owner of the tokenizer, the TorchScript model and its thread.
+
+Everything that touches the model runs on one dedicated worker thread, so the
+event loop never waits on tokenising or a forward pass, and torch sees one
+caller (its intra-op pool does the parallel work).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+
+from predictor.modelcard import ServingCard
+from predictor.settings import ServingSettings
+
+log = logging.getLogger(__name__)
+
+WARMUP_TEXTS = (
+    "warming up the model",
+    "a slightly longer sentence so the warm-up batch has more than one length in it",
+)
+
+
+class ModelLoadError(RuntimeError):
+    """The model directory is missing, incomplete or produced a bad warm-up batch."""
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """Probabilities for a batch, in the order the texts were given."""
+
+    probabilities: np.ndarray  # float32 [N, num_labels]
+    truncated: list[bool]  # the tokenizer cut the text to max_seq_length
+    seconds: float  # tokenise + forward, measured on the worker thread
+
+
+def resolve_device(requested: str) -> str:
+    """`auto` means CUDA when torch can use it; asking for CUDA without one is an error."""
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("PREDICTOR_DEVICE=cuda but torch sees no CUDA device")
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+class Engine:
+    """Loads the model directory once and runs batches on its own thread."""
+
+    def __init__(self, settings: ServingSettings) -> None:
+        self.settings = settings
+        self.device = resolve_device(settings.device)
+        self.dtype = (
+            torch.float16 if self.device == "cuda" and settings.half_precision else torch.float32
+        )
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
+        self._model: torch.jit.ScriptModule | None = None
+        self._tokenizer: Tokenizer | None = None
+        self.card: ServingCard | None = None
+
+    @property
+    def precision(self) -> str:
+        return "fp16" if self.dtype == torch.float16 else "fp32"
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    # --- lifecycle -------------------------------------------------------
+    def load(self) -> ServingCard:
+        """Read the card, tokenizer and TorchScript file; blocking, call off the loop."""
+        model_dir: Path = self.settings.model_dir
+        missing = [
+            f for f in ("model.pt", "tokenizer.json", "model_card.json")
+            if not (model_dir / f).is_file()
+        ]
+        if missing:
+            raise ModelLoadError(
+                f"model directory {model_dir} lacks {', '.join(missing)}; run `make model`"
+            )
+        card = ServingCard.read(model_dir)
+        tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        tokenizer.enable_truncation(max_length=card.max_seq_length)
+        tokenizer.enable_padding(pad_id=card.pad_token_id, pad_token=card.pad_token)
+        if self.device == "cpu":
+            threads = self.settings.cpu_threads or (torch.get_num_threads() or 1)
+            torch.set_num_threads(threads)
+        model = torch.jit.load(str(model_dir / "model.pt"), map_location=self.device)
+        model.eval()
+        if self.dtype == torch.float16:
+            model = model.half()
+        self._model, self._tokenizer, self.card = model, tokenizer, card
+        log.info(
+            "loaded model %s version %s on %s (%s, %d torch threads)",
+            card.name, card.version, self.device, self.precision, torch.get_num_threads(),
+        )
+        return card
+
+    def warmup(self) -> None:
+        """Run a few batches so the first real request does not pay for lazy init."""
+        for _ in range(self.settings.warmup_batches):
+            result = self.infer(list(WARMUP_TEXTS))
+            if not np.all(np.isfinite(result.probabilities)):
+                raise ModelLoadError("warm-up produced non-finite probabilities")
+
+    def shutdown(self) -> None:
+        """Let the worker finish what it has, then stop it."""
+        self._executor.shutdown(wait=True)
+
+    # --- work ------------------------------------------------------------
+    def infer(self, texts: list[str]) -> BatchResult:
+        """Tokenise, pad to the longest text of the batch, run the model: blocking."""
+        if self._model is None or self._tokenizer is None:
+            raise ModelLoadError("engine used before load()")
+        start = time.perf_counter()
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = torch.from_numpy(np.array([e.ids for e in encodings], dtype=np.int64))
+        mask = torch.from_numpy(np.array([e.attention_mask for e in encodings], dtype=np.int64))
+        truncated = [bool(e.overflowing) for e in encodings]
+        with torch.inference_mode():
+            logits = self._model(ids.to(self.device), mask.to(self.device))
+            probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        return BatchResult(probs, truncated, time.perf_counter() - start)
+
+    async def run(self, texts: list[str]) -> BatchResult:
+        """Hand a batch to the worker thread and await it without blocking the loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.infer, texts)

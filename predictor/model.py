@@ -1,0 +1,180 @@
+"""SentimentModel: the kserve.Model that ties decoding, batching and the engine together.
+
+One hook per lifecycle stage, as KServe expects: `load_async` (engine load +
+warm-up, then `ready`), `preprocess` (decode and validate), `predict` (batch
+through the engine), `postprocess` (encode for the caller's protocol).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from kserve import InferRequest, Model
+
+from predictor import metrics
+from predictor.batching import Batcher, Row
+from predictor.engine import Engine
+from predictor.errors import BadInput, NotReady
+from predictor.modelcard import ServingCard
+from predictor.protocol import (
+    LABEL_OUTPUT,
+    PROBS_OUTPUT,
+    TEXT_INPUT,
+    Decoded,
+    Prediction,
+    Protocol,
+    decode_v1,
+    decode_v2,
+    encode_v1,
+    encode_v2,
+)
+from predictor.settings import ServingSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What `predict` hands to `postprocess`: the request and one prediction per instance."""
+
+    decoded: Decoded
+    predictions: list[Prediction]
+
+
+class SentimentModel(Model):
+    """Tweet sentiment over KServe v1, v2 REST and v2 gRPC."""
+
+    def __init__(self, name: str, settings: ServingSettings, engine: Engine | None = None) -> None:
+        super().__init__(name)
+        self.settings = settings
+        self._engine = engine or Engine(settings)
+        self._batcher: Batcher | None = None
+        self.card: ServingCard | None = None
+
+    # --- lifecycle -------------------------------------------------------
+    def load(self) -> bool:
+        """KServe's data plane calls this when a request finds the model unready.
+
+        Loading happens once, in `load_async`, on the engine's thread; this only
+        reports, so a request can never trigger a blocking load on the loop.
+        """
+        return self.ready
+
+    async def load_async(self) -> None:
+        """Load and warm the model on the engine thread, start batching, then turn ready."""
+        loop = asyncio.get_running_loop()
+        engine = self._engine
+
+        def load_and_warm() -> ServingCard:
+            card = engine.load()
+            engine.warmup()
+            return card
+
+        self.card = await loop.run_in_executor(engine._executor, load_and_warm)
+        self._batcher = Batcher(
+            engine.run,
+            model_name=self.name,
+            max_batch_size=self.settings.batch_size_for(engine.device),
+            max_delay_s=self.settings.max_batch_delay_ms / 1000.0,
+            max_queue=self.settings.max_queue_texts,
+        )
+        self._batcher.start()
+        metrics.MODEL_INFO.labels(
+            self.name, self.card.version, engine.device, engine.precision
+        ).set(1)
+        metrics.READY.labels(self.name).set(1)
+        self.ready = True
+        log.info(
+            "model %s ready (batch cap %d, delay %.1f ms)",
+            self.name, self._batcher.max_batch_size, self.settings.max_batch_delay_ms,
+        )
+
+    async def drain(self) -> None:
+        """Stop taking work, finish what is queued, release the engine."""
+        self.ready = False
+        metrics.READY.labels(self.name).set(0)
+        if self._batcher is not None:
+            await self._batcher.close()
+        await asyncio.get_running_loop().run_in_executor(None, self._engine.shutdown)
+
+    @property
+    def version(self) -> str:
+        return self.card.version if self.card else "unloaded"
+
+    @property
+    def labels(self) -> list[str]:
+        if self.card is None:
+            raise NotReady(f"model {self.name} is not loaded yet")
+        return self.card.labels
+
+    # --- metadata (v2 /v2/models/NAME) ------------------------------------
+    def get_input_types(self) -> list[dict[str, Any]]:
+        return [{"name": TEXT_INPUT, "datatype": "BYTES", "shape": [-1]}]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        n = len(self.card.labels) if self.card else -1
+        return [
+            {"name": LABEL_OUTPUT, "datatype": "BYTES", "shape": [-1]},
+            {"name": PROBS_OUTPUT, "datatype": "FP32", "shape": [-1, n]},
+        ]
+
+    # --- request path ----------------------------------------------------
+    async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Decoded:
+        limit = self.settings.max_instances
+        if isinstance(payload, InferRequest):
+            return decode_v2(payload, limit)
+        return decode_v1(payload, limit)
+
+    def validate(self, payload: Any) -> Any:
+        """Decoding in `preprocess` already validated the request."""
+        return payload
+
+    async def predict(
+        self, payload: Decoded, headers: dict[str, str] | None = None, *_: Any
+    ) -> Answer:
+        if self._batcher is None or not self.ready:
+            raise NotReady(f"model {self.name} is not ready")
+        texts, cut = self._texts(payload)
+        rows = await self._batcher.submit(texts)
+        predictions = [self._prediction(r, c) for r, c in zip(rows, cut, strict=True)]
+        return Answer(payload, predictions)
+
+    async def postprocess(
+        self, result: Answer, headers: dict[str, str] | None = None, *_: Any
+    ) -> Any:
+        if result.decoded.protocol is Protocol.V2:
+            return encode_v2(
+                result.decoded, result.predictions, self.labels, self.name, self.version
+            )
+        return encode_v1(result.predictions)
+
+    def _texts(self, decoded: Decoded) -> tuple[list[str], list[bool]]:
+        """Literal texts, cut to the character cap before the tokenizer sees them."""
+        cap = self.settings.max_text_chars
+        texts: list[str] = []
+        cut: list[bool] = []
+        for n, inst in enumerate(decoded.instances):
+            if inst.text is None:
+                raise BadInput(
+                    f"instances[{n}]: tweet_url needs a tweet source, which is not configured"
+                )
+            texts.append(inst.text[:cap])
+            cut.append(len(inst.text) > cap)
+        return texts, cut
+
+    def _prediction(self, row: Row, chars_cut: bool) -> Prediction:
+        labels = self.labels
+        best = int(np.argmax(row.probabilities))
+        truncated = chars_cut or row.truncated
+        if truncated:
+            metrics.TRUNCATED.labels(self.name).inc()
+        return Prediction(
+            label=labels[best],
+            score=float(row.probabilities[best]),
+            probabilities={lb: float(p) for lb, p in zip(labels, row.probabilities, strict=True)},
+            truncated=truncated,
+        )

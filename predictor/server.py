@@ -1,0 +1,217 @@
+"""Run KServe's REST and gRPC data planes around one SentimentModel, in one process.
+
+We use KServe's data plane, endpoints and servicer as they are, but own the
+life cycle: the listeners come up at once and `ready` turns true only after
+the model has loaded and warmed in the background; SIGTERM drains (no new
+work, everything queued answered) before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Generator
+from concurrent import futures
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+import orjson
+from fastapi.responses import Response
+from grpc import aio
+from kserve import ModelServer
+from kserve import model_server as kserve_model_server
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
+from kserve.protocol.grpc.servicer import InferenceServicer
+from kserve.protocol.rest.server import RESTServer
+
+from predictor.edge import EdgeMiddleware, GrpcEdge, install_error_handlers
+from predictor.errors import Forbidden
+from predictor.model import SentimentModel
+from predictor.settings import ServingSettings
+
+log = logging.getLogger(__name__)
+
+APP_IMPORT = "kserve.model_server:app"
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handlers: the PredictorServer owns SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class _Servicer(InferenceServicer):
+    """KServe's servicer with readiness that reflects the model and a guarded repository."""
+
+    def __init__(self, server: PredictorServer) -> None:
+        super().__init__(server.kserve.dataplane, server.kserve.model_repository_extension)
+        self._server = server
+
+    async def ServerReady(self, request: Any, context: Any) -> Any:
+        return pb.ServerReadyResponse(ready=self._server.ready)
+
+    async def RepositoryModelLoad(self, request: Any, context: Any) -> Any:
+        self._server.check_repository_enabled()
+        return await super().RepositoryModelLoad(request, context)
+
+    async def RepositoryModelUnload(self, request: Any, context: Any) -> Any:
+        self._server.check_repository_enabled()
+        return await super().RepositoryModelUnload(request, context)
+
+
+class PredictorServer:
+    """REST (v1 + v2) and gRPC (v2) for one model, with background load and graceful drain."""
+
+    def __init__(
+        self,
+        model: SentimentModel,
+        settings: ServingSettings,
+        *,
+        http_port: int,
+        grpc_port: int,
+        enable_grpc: bool = True,
+        grpc_threads: int = 4,
+        timeout_keep_alive: int = 65,
+    ) -> None:
+        self.model = model
+        self.settings = settings
+        self.http_port = http_port
+        self.grpc_port = grpc_port
+        self.enable_grpc = enable_grpc
+        self.grpc_threads = grpc_threads
+        self.timeout_keep_alive = timeout_keep_alive
+        # KServe's ModelServer is used for its registry and data plane only;
+        # its start() would demand a loaded model and install its own signals.
+        self.kserve = ModelServer(
+            http_port=http_port,
+            grpc_port=grpc_port,
+            enable_grpc=enable_grpc,
+            grace_period=int(settings.drain_timeout_s),
+        )
+        self.kserve.register_model(model)
+        self._stopping = asyncio.Event()
+        self._draining = False
+        self.exit_code = 0
+
+    @property
+    def ready(self) -> bool:
+        return self.model.ready and not self._draining
+
+    def check_repository_enabled(self) -> None:
+        if not self.settings.enable_repository_api:
+            raise Forbidden(
+                "the model repository API (load/unload) is disabled; "
+                "set PREDICTOR_ENABLE_REPOSITORY_API=true to enable it"
+            )
+
+    # --- assembly --------------------------------------------------------
+    def _rest(self) -> _Uvicorn:
+        app: FastAPI = kserve_model_server.app
+        app.add_api_route("/v2/health/ready", self._ready_route, methods=["GET"])
+        app.add_middleware(EdgeMiddleware, settings=self.settings)
+        rest = RESTServer(
+            APP_IMPORT,
+            self.kserve.dataplane,
+            self.kserve.model_repository_extension,
+            self.http_port,
+            grace_period=int(self.settings.drain_timeout_s),
+            timeout_keep_alive=self.timeout_keep_alive,
+        )
+        # KServe's routes, but not its timing middleware (four log lines a request).
+        rest._register_endpoints(app)
+        install_error_handlers(app)
+        config = rest.config
+        config.access_log = False
+        return _Uvicorn(config)
+
+    async def _ready_route(self) -> Response:
+        """Server readiness that follows the model (KServe's always says ready)."""
+        return Response(
+            orjson.dumps({"ready": self.ready}),
+            status_code=200 if self.ready else 503,
+            media_type="application/json",
+        )
+
+    def _grpc(self) -> aio.Server:
+        limit = self.settings.max_body_bytes
+        server = aio.server(
+            futures.ThreadPoolExecutor(max_workers=self.grpc_threads),
+            interceptors=(GrpcEdge(),),
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", max(limit, 16 * 1024 * 1024)),
+            ],
+        )
+        grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+            _Servicer(self), server
+        )
+        server.add_insecure_port(f"[::]:{self.grpc_port}")
+        return server
+
+    # --- life cycle ------------------------------------------------------
+    def request_stop(self) -> None:
+        """Signal handler: begin the drain (idempotent)."""
+        if not self._stopping.is_set():
+            log.info("stop requested: draining")
+            self._stopping.set()
+
+    async def _load(self) -> None:
+        try:
+            await self.model.load_async()
+        except Exception:
+            log.exception("model failed to load; exiting")
+            self.exit_code = 1
+            self.request_stop()
+
+    async def serve(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        rest = self._rest()
+        rest_task = loop.create_task(rest.serve(), name="rest")
+        grpc_server = self._grpc() if self.enable_grpc else None
+        if grpc_server is not None:
+            await grpc_server.start()
+        log.info(
+            "listening: REST 0.0.0.0:%d (v1, v2), gRPC %s",
+            self.http_port, f"[::]:{self.grpc_port} (v2)" if grpc_server else "disabled",
+        )
+        load_task = loop.create_task(self._load(), name="load")
+        await self._stopping.wait()
+        await self._drain(rest, rest_task, grpc_server, load_task)
+        return self.exit_code
+
+    async def _drain(
+        self,
+        rest: _Uvicorn,
+        rest_task: asyncio.Task[None],
+        grpc_server: aio.Server | None,
+        load_task: asyncio.Task[None],
+    ) -> None:
+        """No new requests; in-flight ones finish through the still-running batcher."""
+        self._draining = True
+        grace = self.settings.drain_timeout_s
+        if not load_task.done():
+            load_task.cancel()
+        rest.should_exit = True  # uvicorn stops accepting and waits for in-flight requests
+        waits: list[Any] = [rest_task]
+        if grpc_server is not None:
+            waits.append(grpc_server.stop(grace))
+        await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True), grace + 5)
+        await self.model.drain()
+        log.info("drained; exiting")
+
+
+def run(server: PredictorServer) -> int:
+    """Run on uvloop when present (KServe's own start() uses the plain asyncio loop)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a pinned dependency
+        return asyncio.run(server.serve())
+    return uvloop.run(server.serve())

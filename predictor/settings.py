@@ -1,0 +1,95 @@
+"""Serving settings: one pydantic-settings class, read once at start.
+
+Every field can be set as `PREDICTOR_<FIELD>` in the environment or in a `.env`
+file; nothing else in the predictor reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "sentiment"
+
+
+class ServingSettings(BaseSettings):
+    """How the predictor loads the model, batches work and guards its inputs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PREDICTOR_", env_file=".env", extra="ignore", protected_namespaces=()
+    )
+
+    model_dir: Path = Field(
+        DEFAULT_MODEL_DIR,
+        description="Model directory written by `make model`: model.pt, tokenizer.json, "
+        "model_card.json.",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="`auto` takes CUDA when torch sees a GPU, else the CPU."
+    )
+    half_precision: bool = Field(
+        True, description="Run in float16 on CUDA (ignored on the CPU, where it is slower)."
+    )
+    cpu_threads: int = Field(
+        0,
+        ge=0,
+        description="torch intra-op threads on the CPU; 0 means one per core. The event loop "
+        "shares these cores, so fewer than the core count can be faster under load.",
+    )
+    max_batch_size: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="Most texts coalesced into one forward pass. Unset: 8 on the CPU, 64 on "
+        "CUDA (chosen by measurement, see README).",
+    )
+    max_batch_delay_ms: float = Field(
+        0.0,
+        ge=0.0,
+        le=1000.0,
+        description="How long the first text of a batch waits for company. 0 batches only "
+        "what queued while the model was busy, which adds no latency when idle.",
+    )
+    max_queue_texts: int = Field(
+        4096,
+        ge=1,
+        description="Texts waiting for the model beyond which requests are shed with 503 "
+        "rather than queued into timeouts.",
+    )
+    max_instances: int = Field(
+        256, ge=1, description="Most texts in one request; more is a 400."
+    )
+    max_text_chars: int = Field(
+        4096,
+        ge=16,
+        description="Characters per text kept before tokenising; longer texts are cut (and "
+        "flagged). Guards the tokenizer, which tokenises everything before truncating.",
+    )
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body (REST) or message (gRPC); more is a 413.",
+    )
+    warmup_batches: int = Field(
+        2, ge=0, description="Forward passes run before `ready` turns true."
+    )
+    drain_timeout_s: float = Field(
+        30.0, gt=0, description="On SIGTERM, how long in-flight requests may take to finish."
+    )
+    access_log: bool = Field(
+        True, description="One JSON line per request (health and metrics excluded)."
+    )
+    enable_repository_api: bool = Field(
+        False,
+        description="Expose KServe's unauthenticated model load/unload endpoints. Off: an "
+        "unload would leave the pod serving errors while looking ready.",
+    )
+
+    def batch_size_for(self, device: str) -> int:
+        """The batch cap in effect for a device, honouring an explicit setting."""
+        if self.max_batch_size is not None:
+            return self.max_batch_size
+        return 64 if device == "cuda" else 8
