@@ -16,9 +16,9 @@ from collections.abc import Generator
 from concurrent import futures
 from typing import Any
 
+import orjson
 import uvicorn
 from fastapi import FastAPI
-import orjson
 from fastapi.responses import Response
 from grpc import aio
 from kserve import ModelServer
