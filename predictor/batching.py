@@ -73,9 +73,7 @@ class Batcher:
             raise NotReady("the server is shutting down and takes no new requests")
         if self._queue.qsize() + len(texts) > self.max_queue:
             metrics.SHED.labels(self._model).inc()
-            raise NotReady(
-                f"overloaded: {self._queue.qsize()} texts already queued; retry later"
-            )
+            raise NotReady(f"overloaded: {self._queue.qsize()} texts already queued; retry later")
         loop = asyncio.get_running_loop()
         items = [_Item(t, loop.create_future()) for t in texts]
         for item in items:

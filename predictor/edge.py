@@ -67,9 +67,14 @@ def install_error_handlers(app: FastAPI) -> None:
     from kserve import errors as kerrors
 
     for exc_type in (
-        kerrors.InvalidInput, kerrors.InferenceError, kerrors.ModelNotFound,
-        kerrors.ModelNotReady, kerrors.ServerNotReady, kerrors.ServerNotLive,
-        kerrors.UnsupportedProtocol, NotImplementedError,
+        kerrors.InvalidInput,
+        kerrors.InferenceError,
+        kerrors.ModelNotFound,
+        kerrors.ModelNotReady,
+        kerrors.ServerNotReady,
+        kerrors.ServerNotLive,
+        kerrors.UnsupportedProtocol,
+        NotImplementedError,
     ):
         app.add_exception_handler(exc_type, error_response)
 
@@ -119,7 +124,10 @@ class EdgeMiddleware:
                 metrics.REQUEST_LATENCY.labels(model, protocol).observe(elapsed)
             if self.access_log and (infer or not path.startswith(_QUIET_PATHS)):
                 log.info(
-                    "%s %s %d", scope["method"], path, status,
+                    "%s %s %d",
+                    scope["method"],
+                    path,
+                    status,
                     extra={"status": status, "duration_ms": round(elapsed * 1000, 3)},
                 )
             REQUEST_ID.reset(token)
@@ -169,8 +177,10 @@ async def _send_error(send: Send, err: PredictorError) -> None:
         {
             "type": "http.response.start",
             "status": err.status_code,
-            "headers": [(b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode())],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})

@@ -78,7 +78,8 @@ class Engine:
         """Read the card, tokenizer and TorchScript file; blocking, call off the loop."""
         model_dir: Path = self.settings.model_dir
         missing = [
-            f for f in ("model.pt", "tokenizer.json", "model_card.json")
+            f
+            for f in ("model.pt", "tokenizer.json", "model_card.json")
             if not (model_dir / f).is_file()
         ]
         if missing:
@@ -99,7 +100,11 @@ class Engine:
         self._model, self._tokenizer, self.card = model, tokenizer, card
         log.info(
             "loaded model %s version %s on %s (%s, %d torch threads)",
-            card.name, card.version, self.device, self.precision, torch.get_num_threads(),
+            card.name,
+            card.version,
+            self.device,
+            self.precision,
+            torch.get_num_threads(),
         )
         return card
 

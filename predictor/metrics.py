@@ -23,9 +23,7 @@ REQUEST_LATENCY = Histogram(
     ["model", "protocol"],
     buckets=LATENCY_BUCKETS,
 )
-INFLIGHT = Gauge(
-    "predictor_inflight_requests", "Inference requests being handled now.", ["model"]
-)
+INFLIGHT = Gauge("predictor_inflight_requests", "Inference requests being handled now.", ["model"])
 QUEUE_WAIT = Histogram(
     "predictor_queue_wait_seconds",
     "Time a text waited in the batcher before its forward pass started.",

@@ -90,7 +90,9 @@ class SentimentModel(Model):
         self.ready = True
         log.info(
             "model %s ready (batch cap %d, delay %.1f ms)",
-            self.name, self._batcher.max_batch_size, self.settings.max_batch_delay_ms,
+            self.name,
+            self._batcher.max_batch_size,
+            self.settings.max_batch_delay_ms,
         )
 
     async def drain(self) -> None:

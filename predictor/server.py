@@ -148,9 +148,7 @@ class PredictorServer:
                 ("grpc.max_send_message_length", max(limit, 16 * 1024 * 1024)),
             ],
         )
-        grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-            _Servicer(self), server
-        )
+        grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(_Servicer(self), server)
         server.add_insecure_port(f"[::]:{self.grpc_port}")
         return server
 
@@ -180,7 +178,8 @@ class PredictorServer:
             await grpc_server.start()
         log.info(
             "listening: REST 0.0.0.0:%d (v1, v2), gRPC %s",
-            self.http_port, f"[::]:{self.grpc_port} (v2)" if grpc_server else "disabled",
+            self.http_port,
+            f"[::]:{self.grpc_port} (v2)" if grpc_server else "disabled",
         )
         load_task = loop.create_task(self._load(), name="load")
         await self._stopping.wait()

@@ -59,9 +59,7 @@ class ServingSettings(BaseSettings):
         description="Texts waiting for the model beyond which requests are shed with 503 "
         "rather than queued into timeouts.",
     )
-    max_instances: int = Field(
-        256, ge=1, description="Most texts in one request; more is a 400."
-    )
+    max_instances: int = Field(256, ge=1, description="Most texts in one request; more is a 400.")
     max_text_chars: int = Field(
         4096,
         ge=16,
