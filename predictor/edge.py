@@ -109,6 +109,8 @@ class EdgeMiddleware:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
+        if infer and infer.group("v") == "2":
+            _default_json_content_type(scope)
         try:
             refusal = self._refuse(scope, path)
             if refusal is not None:
@@ -164,6 +166,20 @@ class EdgeMiddleware:
         return guarded
 
 
+def _default_json_content_type(scope: Scope) -> None:
+    """A v2 body without the binary-tensor header is JSON, whatever its content type says.
+
+    tritonclient's HTTP client sends all-JSON requests with no content type; KServe
+    then takes the body for binary tensors and rejects it for lacking the header.
+    """
+    headers = scope["headers"]
+    if any(k == b"inference-header-content-length" for k, _ in headers):
+        return
+    scope["headers"] = [(k, v) for k, v in headers if k != b"content-type"] + [
+        (b"content-type", b"application/json")
+    ]
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope["headers"]:
         if key == name:
@@ -205,14 +221,18 @@ class GrpcEdge(AsyncServerInterceptor):
         status = 200
         if infer:
             metrics.INFLIGHT.labels(model).inc()
+        trailer = ((REQUEST_ID_HEADER, rid),)
         try:
-            context.set_trailing_metadata(((REQUEST_ID_HEADER, rid),))
-            return await method(request_or_iterator, context)
+            result = await method(request_or_iterator, context)
+            # Set only now: KServe's servicer reads trailing metadata as request headers.
+            context.set_trailing_metadata(trailer)
+            return result
         except Exception as exc:
             err = classify(exc)
             status = err.status_code
             _log_error(err, exc)
-            await context.abort(getattr(grpc.StatusCode, err.grpc_code), err.message)
+            code = getattr(grpc.StatusCode, err.grpc_code)
+            await context.abort(code, err.message, trailing_metadata=trailer)
         finally:
             if infer:
                 metrics.INFLIGHT.labels(model).dec()

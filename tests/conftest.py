@@ -1,0 +1,5 @@
+"""Shared fixtures live in tests/fixtures/; this file only registers them."""
+
+pytest_plugins = [
+    "tests.fixtures.predictor_proc",
+]
