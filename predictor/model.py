@@ -83,9 +83,7 @@ class SentimentModel(Model):
             max_queue=self.settings.max_queue_texts,
         )
         self._batcher.start()
-        metrics.MODEL_INFO.labels(
-            self.name, self.card.version, engine.device, engine.precision
-        ).set(1)
+        metrics.model_loaded(self.name, self.card.version, engine.device, engine.precision)
         metrics.READY.labels(self.name).set(1)
         self.ready = True
         log.info(
