@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,10 @@ from kserve import InferRequest, Model
 from predictor import metrics
 from predictor.batching import Batcher, Row
 from predictor.engine import Engine
-from predictor.errors import BadInput, NotReady
+from predictor.errors import NotReady
+from predictor.featurestore.predictions import Authored, PredictionCache
+from predictor.featurestore.settings import FeatureStoreSettings
+from predictor.featurestore.store import FeatureStore
 from predictor.modelcard import ServingCard
 from predictor.protocol import (
     LABEL_OUTPUT,
@@ -33,6 +36,8 @@ from predictor.protocol import (
     encode_v2,
 )
 from predictor.settings import ServingSettings
+from predictor.sources.resolver import Resolved, TweetResolver, create_source
+from predictor.sources.settings import TweetSourceSettings
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +50,34 @@ class Answer:
     predictions: list[Prediction]
 
 
+@dataclass(frozen=True)
+class _Input:
+    """One instance as the model will see it, and the tweet it came from, if any."""
+
+    text: str  # cut to the character cap
+    cut: bool
+    tweet: Resolved | None = None
+
+
 class SentimentModel(Model):
     """Tweet sentiment over KServe v1, v2 REST and v2 gRPC."""
 
-    def __init__(self, name: str, settings: ServingSettings, engine: Engine | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: ServingSettings,
+        engine: Engine | None = None,
+        featurestore: FeatureStore | None = None,
+        tweets: TweetResolver | None = None,
+    ) -> None:
         super().__init__(name)
         self.settings = settings
         self._engine = engine or Engine(settings)
+        self.featurestore = featurestore or FeatureStore(FeatureStoreSettings())
+        self.cache = PredictionCache(self.featurestore, name)
+        self.tweets = tweets or TweetResolver(
+            create_source(TweetSourceSettings()), self.featurestore
+        )
         self._batcher: Batcher | None = None
         self.card: ServingCard | None = None
 
@@ -83,6 +109,7 @@ class SentimentModel(Model):
             max_queue=self.settings.max_queue_texts,
         )
         self._batcher.start()
+        await self.featurestore.start()
         metrics.model_loaded(self.name, self.card.version, engine.device, engine.precision)
         metrics.READY.labels(self.name).set(1)
         self.ready = True
@@ -99,6 +126,8 @@ class SentimentModel(Model):
         metrics.READY.labels(self.name).set(0)
         if self._batcher is not None:
             await self._batcher.close()
+        await self.featurestore.close(self.settings.drain_timeout_s)
+        await self.tweets.close()
         await asyncio.get_running_loop().run_in_executor(None, self._engine.shutdown)
 
     @property
@@ -136,11 +165,38 @@ class SentimentModel(Model):
     async def predict(
         self, payload: Decoded, headers: dict[str, str] | None = None, *_: Any
     ) -> Answer:
+        """Tweets resolved, the whole batch looked up at once, only misses to the model,
+        and what the model computed queued for write-behind once it all succeeded."""
         if self._batcher is None or not self.ready:
             raise NotReady(f"model {self.name} is not ready")
-        texts, cut = self._texts(payload)
-        rows = await self._batcher.submit(texts)
-        predictions = [self._prediction(r, c) for r, c in zip(rows, cut, strict=True)]
+        inputs = await self._inputs(payload)
+        version = self.version
+        found = await self.cache.lookup(version, [i.text for i in inputs])
+        todo = list(dict.fromkeys(i.text for i, p in zip(inputs, found, strict=True) if p is None))
+        computed: dict[str, Prediction] = {}
+        if todo:
+            rows = await self._batcher.submit(todo)
+            computed = {t: self._prediction(r) for t, r in zip(todo, rows, strict=True)}
+        predictions: list[Prediction] = []
+        authored: list[Authored] = []
+        for inp, hit in zip(inputs, found, strict=True):
+            p = hit or computed[inp.text]
+            if inp.cut and not p.truncated:
+                p = replace(p, truncated=True)
+            tweet = inp.tweet
+            if tweet is not None:
+                p = replace(p, tweet_id=tweet.tweet.id, author=tweet.tweet.author)
+                if tweet.tweet.author and (tweet.fresh or hit is None):
+                    authored.append(
+                        Authored(tweet.tweet.author, tweet.tweet.id, tweet.tweet.created_at, p)
+                    )
+            if p.truncated and hit is None:
+                metrics.TRUNCATED.labels(self.name).inc()
+            predictions.append(p)
+        resolved = [i.tweet for i in inputs if i.tweet is not None]
+        self.cache.remember(
+            version, list(computed.items()), authored, self.tweets.cache_values(resolved)
+        )
         return Answer(payload, predictions)
 
     async def postprocess(
@@ -152,29 +208,32 @@ class SentimentModel(Model):
             )
         return encode_v1(result.predictions)
 
-    def _texts(self, decoded: Decoded) -> tuple[list[str], list[bool]]:
-        """Literal texts, cut to the character cap before the tokenizer sees them."""
+    async def _inputs(self, decoded: Decoded) -> list[_Input]:
+        """Literal texts and fetched tweets, cut to the character cap before the tokenizer
+        (and the cache key) sees them."""
+        urls = [
+            (f"instances[{n}].tweet_url", inst.tweet_url)
+            for n, inst in enumerate(decoded.instances)
+            if inst.text is None and inst.tweet_url is not None
+        ]
+        tweets = iter(await self.tweets.resolve(urls) if urls else [])
         cap = self.settings.max_text_chars
-        texts: list[str] = []
-        cut: list[bool] = []
-        for n, inst in enumerate(decoded.instances):
-            if inst.text is None:
-                raise BadInput(
-                    f"instances[{n}]: tweet_url needs a tweet source, which is not configured"
-                )
-            texts.append(inst.text[:cap])
-            cut.append(len(inst.text) > cap)
-        return texts, cut
+        out: list[_Input] = []
+        for inst in decoded.instances:
+            tweet = next(tweets) if inst.text is None else None
+            text = inst.text if tweet is None else tweet.tweet.text
+            assert text is not None
+            out.append(_Input(text[:cap], len(text) > cap, tweet))
+        return out
 
-    def _prediction(self, row: Row, chars_cut: bool) -> Prediction:
+    def _prediction(self, row: Row) -> Prediction:
+        """A computed prediction; `truncated` here is the tokenizer's cut only, so the
+        cached value holds for any instance with the same text."""
         labels = self.labels
         best = int(np.argmax(row.probabilities))
-        truncated = chars_cut or row.truncated
-        if truncated:
-            metrics.TRUNCATED.labels(self.name).inc()
         return Prediction(
             label=labels[best],
             score=float(row.probabilities[best]),
             probabilities={lb: float(p) for lb, p in zip(labels, row.probabilities, strict=True)},
-            truncated=truncated,
+            truncated=row.truncated,
         )

@@ -28,6 +28,7 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.rest.server import RESTServer
 
+from predictor import users
 from predictor.edge import EdgeMiddleware, GrpcEdge, install_error_handlers
 from predictor.errors import Forbidden
 from predictor.model import SentimentModel
@@ -114,6 +115,7 @@ class PredictorServer:
     def _rest(self) -> _Uvicorn:
         app: FastAPI = kserve_model_server.app
         app.add_api_route("/v2/health/ready", self._ready_route, methods=["GET"])
+        users.install(app, self.model.cache, lambda: self.model.labels)
         app.add_middleware(EdgeMiddleware, settings=self.settings)
         rest = RESTServer(
             APP_IMPORT,

@@ -2,4 +2,6 @@
 
 pytest_plugins = [
     "tests.fixtures.predictor_proc",
+    "tests.fixtures.redis_server",
+    "tests.fixtures.fake_x_api",
 ]

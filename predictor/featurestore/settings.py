@@ -1,0 +1,79 @@
+"""Feature-store settings: one pydantic-settings class, read once at start.
+
+`PREDICTOR_REDIS_URL` picks the backend by its scheme; unset means the
+in-process memory backend, so a bare `make serve` needs nothing else running.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SIXTY_DAYS_S = 60 * 24 * 3600
+
+
+class FeatureStoreSettings(BaseSettings):
+    """Where predictions, tweets and per-user histories are kept, and how hard to try."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PREDICTOR_", env_file=".env", extra="ignore", protected_namespaces=()
+    )
+
+    redis_url: SecretStr | None = Field(
+        None,
+        description="Backend URL: redis://[:password@]host:port/db, rediss:// for TLS, "
+        "unix:///path.sock, memory:// or unset for the in-process LRU. Secret because it "
+        "may carry a password.",
+    )
+    cache_enabled: bool = Field(True, description="Look predictions up before the model.")
+    cache_ttl_seconds: int = Field(
+        SIXTY_DAYS_S, ge=1, description="Expiry of every key: predictions, tweets, histories."
+    )
+    key_prefix: str = Field(
+        "tss:", description="Prepended to every key, so one Redis can be shared safely."
+    )
+    memory_max_entries: int = Field(
+        100_000, ge=1, description="Entries kept by the memory backend before LRU eviction."
+    )
+    connect_timeout_s: float = Field(
+        0.25, gt=0, description="TCP connect (and AUTH) timeout to Redis."
+    )
+    lookup_timeout_s: float = Field(
+        0.25,
+        gt=0,
+        description="Socket timeout on the request path: a slow Redis costs at most this "
+        "before the request falls through to the model.",
+    )
+    write_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        description="Socket timeout of the write-behind connections; writes run after the "
+        "response, so they may wait longer than lookups.",
+    )
+    max_connections: int = Field(32, ge=2, description="Connections per pool (reads, writes).")
+    history_cap: int = Field(
+        1000, ge=1, description="Most recent predictions kept per user (older ones drop)."
+    )
+    write_queue_size: int = Field(
+        10_000,
+        ge=1,
+        description="Pending write-behind entries; beyond it writes are dropped and counted "
+        "rather than letting memory grow while Redis is down.",
+    )
+    write_batch_size: int = Field(
+        256, ge=1, description="Most entries written in one pipeline round trip."
+    )
+    breaker_failures: int = Field(
+        3, ge=1, description="Consecutive failures that open the circuit breaker."
+    )
+    breaker_reset_s: float = Field(
+        2.0,
+        gt=0,
+        description="How long the breaker stays open before one probe is let through.",
+    )
+    health_interval_s: float = Field(
+        5.0, gt=0, description="Background PING period that keeps featurestore_up current."
+    )
+    error_log_interval_s: float = Field(
+        30.0, gt=0, description="Backend failures are logged at most once per interval."
+    )

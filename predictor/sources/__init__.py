@@ -1,0 +1,1 @@
+"""Where texts come from when a client sends a tweet URL instead of text."""

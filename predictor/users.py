@@ -1,0 +1,227 @@
+"""Per-user sentiment: the route `GET /v1/users/{username}/sentiment` and its CLI.
+
+Every prediction of a tweet with a known author is appended to that user's
+history by the write-behind (see predictor.featurestore.predictions). This
+module only reads: counts per label, mean score, and a trend over a window,
+where each prediction counts as +score (positive), -score (negative) or 0.
+
+CLI: `python -m predictor.users USERNAME --url http://127.0.0.1:8080 [--png out.png]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Query
+from fastapi.responses import Response
+
+from predictor.errors import BadInput, NotFound
+from predictor.featurestore.predictions import HistoryEntry, PredictionCache
+
+USERNAME = re.compile(r"^@?(?P<name>[A-Za-z0-9_]{1,15})$")
+FLAT_PER_DAY = 0.01  # |slope| below this (polarity units per day) is "flat"
+DAY_S = 86_400.0
+
+
+def polarity(label: str, score: float) -> float:
+    """+score for positive, -score for negative, 0 for anything else."""
+    return {"positive": score, "negative": -score}.get(label, 0.0)
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _slope_per_day(entries: Sequence[HistoryEntry]) -> float | None:
+    """Least-squares slope of polarity against time; None with fewer than two instants."""
+    if len({e.t for e in entries}) < 2:
+        return None
+    xs = [e.t / DAY_S for e in entries]
+    ys = [polarity(e.label, e.score) for e in entries]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var
+
+
+def summarise(
+    username: str,
+    history: Sequence[HistoryEntry],
+    labels: Sequence[str],
+    *,
+    now: float,
+    window_days: float,
+    buckets: int,
+    points: bool = False,
+) -> dict[str, Any]:
+    """The route's answer for one user's history (oldest first)."""
+    start = now - window_days * DAY_S
+    inside = [e for e in history if start <= e.t <= now]
+    counts = dict.fromkeys(labels, 0)
+    for e in inside:
+        counts[e.label] = counts.get(e.label, 0) + 1
+    width = (now - start) / buckets
+    series = []
+    for b in range(buckets):
+        lo, hi = start + b * width, start + (b + 1) * width
+        chunk = [e for e in inside if lo <= e.t < hi or (b == buckets - 1 and e.t == hi)]
+        series.append(
+            {
+                "start": _iso(lo),
+                "end": _iso(hi),
+                "count": len(chunk),
+                "mean_polarity": _mean([polarity(e.label, e.score) for e in chunk]),
+            }
+        )
+    slope = _slope_per_day(inside)
+    if slope is None:
+        direction = "unknown"
+    elif abs(slope) < FLAT_PER_DAY:
+        direction = "flat"
+    else:
+        direction = "rising" if slope > 0 else "falling"
+    out: dict[str, Any] = {
+        "username": username,
+        "window": {"days": window_days, "start": _iso(start), "end": _iso(now)},
+        "count": len(inside),
+        "counts": counts,
+        "mean_score": _mean([e.score for e in inside]),
+        "mean_polarity": _mean([polarity(e.label, e.score) for e in inside]),
+        "trend": {"slope_per_day": slope, "direction": direction, "buckets": series},
+    }
+    if points:
+        out["points"] = [
+            {"t": _iso(e.t), "tweet_id": e.tweet_id, "label": e.label, "score": e.score}
+            for e in inside
+        ]
+    return out
+
+
+def router(cache: PredictionCache, labels: Any) -> APIRouter:
+    """The users route over `cache`; `labels()` gives the loaded model's labels."""
+    api = APIRouter()
+
+    @api.get("/v1/users/{username}/sentiment")
+    async def user_sentiment(
+        username: str,
+        window_days: float = Query(30.0, gt=0, le=3650),
+        buckets: int = Query(10, ge=1, le=200),
+        points: bool = Query(False),
+    ) -> Response:
+        match = USERNAME.match(username)
+        if match is None:
+            raise BadInput(
+                f"username {username!r} is not an X username (1-15 letters, digits or _)"
+            )
+        name = match.group("name")
+        history = await cache.history(name, cache.store.settings.history_cap)
+        if not history:
+            raise NotFound(f"no predictions recorded for @{name}")
+        body = summarise(
+            name,
+            history,
+            labels(),
+            now=time.time(),
+            window_days=window_days,
+            buckets=buckets,
+            points=points,
+        )
+        import orjson
+
+        return Response(orjson.dumps(body), media_type="application/json")
+
+    return api
+
+
+def install(app: FastAPI, cache: PredictionCache, labels: Any) -> None:
+    app.include_router(router(cache, labels))
+
+
+# --- CLI ---------------------------------------------------------------------
+def plot(summary: dict[str, Any], out: Path) -> None:
+    """Polarity of each prediction over time, with the per-bucket mean on top."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    def ts(s: str) -> float:
+        return float(mdates.date2num(datetime.fromisoformat(s.replace("Z", "+00:00"))))
+
+    colours = {"positive": "tab:green", "negative": "tab:red"}
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for p in summary.get("points", []):
+        ax.scatter(
+            ts(p["t"]),
+            polarity(p["label"], p["score"]),
+            s=18,
+            color=colours.get(p["label"], "tab:gray"),
+            alpha=0.7,
+        )
+    mids = [b for b in summary["trend"]["buckets"] if b["mean_polarity"] is not None]
+    ax.plot(
+        [(ts(b["start"]) + ts(b["end"])) / 2 for b in mids],
+        [b["mean_polarity"] for b in mids],
+        color="black",
+        marker="o",
+        label="mean per bucket",
+    )
+    ax.axhline(0, color="gray", linewidth=0.8)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_ylabel("polarity (+score positive, -score negative)")
+    ax.set_title(
+        f"@{summary['username']}: {summary['count']} predictions, "
+        f"trend {summary['trend']['direction']}"
+    )
+    ax.legend(loc="lower left")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import httpx
+    import orjson
+
+    parser = argparse.ArgumentParser(
+        prog="python -m predictor.users",
+        description="Show a user's sentiment from a running predictor; optionally chart it.",
+    )
+    parser.add_argument("username")
+    parser.add_argument("--url", default="http://127.0.0.1:8080", help="Predictor base URL.")
+    parser.add_argument("--window-days", type=float, default=30.0)
+    parser.add_argument("--buckets", type=int, default=10)
+    parser.add_argument("--png", type=Path, help="Write a chart of sentiment over time here.")
+    args = parser.parse_args(argv)
+    resp = httpx.get(
+        f"{args.url.rstrip('/')}/v1/users/{args.username}/sentiment",
+        params={"window_days": args.window_days, "buckets": args.buckets, "points": True},
+        timeout=30,
+    )
+    if resp.status_code != 200:
+        print(f"error {resp.status_code}: {resp.text}", file=sys.stderr)
+        return 1
+    summary = resp.json()
+    shown = {k: v for k, v in summary.items() if k != "points"}
+    print(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
+    if args.png:
+        plot(summary, args.png)
+        print(f"wrote {args.png}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
