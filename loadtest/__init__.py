@@ -1,0 +1,1 @@
+"""Load generator (`python -m loadtest`) and benchmark (`make bench`) for the predictor."""

@@ -1,0 +1,1 @@
+"""What the predictor is measured against: the usual per-request KServe model, and a no-op."""

@@ -1,0 +1,79 @@
+"""The usual KServe custom predictor: one forward pass per request, inside `predict`.
+
+This is the pattern most KServe examples show: a `kserve.Model` whose `load`
+reads the model and whose synchronous `predict` tokenises and runs the
+request's texts on the event loop, served by the stock `ModelServer`. Same
+model directory and tokenizer as the predictor, so the difference the
+benchmark shows is the serving design (batching across requests, the engine
+thread), not the model. v1 REST only: that is what the benchmark sends.
+
+Run: python -m loadtest.baselines.per_request --model_name sentiment --http_port 8090
+Model directory from PREDICTOR_MODEL_DIR; torch threads from PREDICTOR_CPU_THREADS
+(0 or unset: torch's default).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from kserve import Model, ModelServer, model_server
+
+from predictor.modelcard import ServingCard
+from predictor.tokenization import encode, load_tokenizer
+
+
+class PerRequestModel(Model):
+    """Tokenise + forward per request; blocks the loop while it runs, as the pattern does."""
+
+    def __init__(self, name: str, model_dir: Path) -> None:
+        super().__init__(name)
+        self.model_dir = model_dir
+        self.labels: list[str] = []
+
+    def load(self) -> bool:
+        card = ServingCard.read(self.model_dir)
+        self.labels = card.labels
+        self.tokenizer = load_tokenizer(
+            self.model_dir / "tokenizer.json",
+            card.max_seq_length,
+            card.pad_token_id,
+            card.pad_token,
+        )
+        self.model = torch.jit.load(str(self.model_dir / "model.pt"), map_location="cpu").eval()
+        self.ready = True
+        return self.ready
+
+    def predict(self, payload: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        texts = [t if isinstance(t, str) else t["text"] for t in payload["instances"]]
+        batch = encode(self.tokenizer, texts)
+        with torch.inference_mode():
+            probs = torch.softmax(self.model(batch.input_ids, batch.attention_mask), dim=-1)
+        predictions = []
+        for row in probs.tolist():
+            best = max(range(len(row)), key=row.__getitem__)
+            predictions.append(
+                {
+                    "label": self.labels[best],
+                    "score": row[best],
+                    "probabilities": dict(zip(self.labels, row, strict=True)),
+                }
+            )
+        return {"predictions": predictions}
+
+
+def main() -> None:
+    threads = int(os.environ.get("PREDICTOR_CPU_THREADS", "0") or 0)
+    if threads > 0:
+        torch.set_num_threads(threads)
+    model = PerRequestModel(
+        model_server.args.model_name or "sentiment", Path(os.environ["PREDICTOR_MODEL_DIR"])
+    )
+    model.load()
+    ModelServer().start([model])
+
+
+if __name__ == "__main__":
+    main()
