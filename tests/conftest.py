@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.predictor_proc",
     "tests.fixtures.redis_server",
     "tests.fixtures.fake_x_api",
+    "tests.fixtures.prometheus_server",
 ]
