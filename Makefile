@@ -26,6 +26,9 @@ serve: model
 	@echo "Serving $(MODEL_DIR): REST http://127.0.0.1:$(HTTP_PORT) (v1 + v2), gRPC 127.0.0.1:$(GRPC_PORT) (v2)"
 	PREDICTOR_MODEL_DIR=$(MODEL_DIR) $(PY) -m predictor --model_name sentiment --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT)
 
+bench: model
+	$(PY) -m loadtest.bench --model-dir $(MODEL_DIR) $(BENCH_ARGS)
+
 test: venv
 	$(PY) -m ruff check .
 	$(PY) -m mypy

@@ -39,10 +39,11 @@ from loadtest.baselines.per_request import PerRequestModel
 from loadtest.clients import Wire
 from loadtest.corpus import TextPool, hot_set, load_pool, unique_texts
 from loadtest.measure import measure
-from loadtest.process import REPO, PredictorProcess, RedisProcess
+from loadtest.process import REPO, PredictorProcess
 from loadtest.report import markdown_table, plot_latency_vs_throughput, summary_table, write_json
 from loadtest.stats import Summary
 from predictor.tokenization import encode
+from tests.fixtures.redis_server import REDIS_BIN, RedisServer
 
 RESULTS = REPO / "loadtest" / "results"
 TINY_MODEL = Path("/tmp/tinymodel")
@@ -224,7 +225,7 @@ def featurestore_missing() -> str | None:
         return "predictor.featurestore is not in this checkout"
     if "redis_url" not in FeatureStoreSettings.model_fields:
         return "the feature store has no redis_url setting"
-    if not RedisProcess.available():
+    if not Path(REDIS_BIN).exists():
         return "redis-server is not installed (apt-get install redis-server)"
     return None
 
@@ -287,9 +288,9 @@ async def run_servers(cfg: Config, pool: TextPool, bench: Bench) -> None:
         bench.notes.append(f"step (4) skipped: {missing}")
         print(f"  skipped: {missing}", flush=True)
     else:
-        redis = RedisProcess().start()
+        redis = RedisServer(cfg.out).start()
         try:
-            env = {"PREDICTOR_REDIS_URL": redis.url, "PREDICTOR_CACHE_ENABLED": "true"}
+            env = {"PREDICTOR_REDIS_URL": redis.url(), "PREDICTOR_CACHE_ENABLED": "true"}
             with serving(cfg, "predictor", "predictor-redis", env) as p:
                 await prime_cache(cfg, p, pool)
                 bench.steps["redis-hit"] = await run_points(

@@ -1,0 +1,76 @@
+"""The benchmark's stand-ins answer like the predictor: the per-request model and the no-op."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from loadtest.clients import Wire
+from loadtest.corpus import TextPool, unique_texts
+from loadtest.measure import measure
+from loadtest.process import PredictorProcess
+
+TEXTS = ["I love this so much", "worst service ever"]
+
+
+def serve(module: str, model_dir: Path, log: Path) -> PredictorProcess:
+    return PredictorProcess(model_dir, log, module=module).start().wait_ready(90)
+
+
+@pytest.fixture(scope="module")
+def noop(
+    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PredictorProcess]:
+    proc = serve("loadtest.baselines.noop", tiny_model_dir, tmp_path_factory.mktemp("noop") / "log")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def per_request(
+    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PredictorProcess]:
+    log = tmp_path_factory.mktemp("per-request") / "log"
+    proc = serve("loadtest.baselines.per_request", tiny_model_dir, log)
+    yield proc
+    proc.stop()
+
+
+def predict(proc: PredictorProcess, texts: list[str]) -> list[dict[str, object]]:
+    resp = httpx.post(f"{proc.url}/v1/models/sentiment:predict", json={"instances": texts})
+    assert resp.status_code == 200, resp.text
+    return list(resp.json()["predictions"])
+
+
+def test_per_request_baseline_answers_with_the_same_model(
+    per_request: PredictorProcess, predictor: PredictorProcess
+) -> None:
+    ours = predict(predictor, TEXTS)
+    theirs = predict(per_request, TEXTS)
+    assert [p["label"] for p in theirs] == [p["label"] for p in ours]
+    for a, b in zip(ours, theirs, strict=True):
+        pa, pb = a["probabilities"], b["probabilities"]
+        assert isinstance(pa, dict) and isinstance(pb, dict)
+        assert pa.keys() == pb.keys()
+        assert all(abs(pa[k] - pb[k]) < 1e-4 for k in pa)
+
+
+async def test_noop_answers_every_protocol_without_a_model(noop: PredictorProcess) -> None:
+    preds = predict(noop, TEXTS)
+    assert len(preds) == 2
+    for p in preds:
+        probs = p["probabilities"]
+        assert isinstance(probs, dict)
+        assert list(probs.values()) == pytest.approx([1 / 3] * 3)
+    pool = TextPool(TEXTS, "test")
+    for wire in Wire:
+        summary = await measure(
+            wire, unique_texts(pool), url=noop.url, grpc_target=noop.grpc_target,
+            concurrency=2, max_requests=10, max_seconds=30, progress=False,
+        )  # fmt: skip
+        assert summary.ok == 10, summary.errors
+        # no model, no cache: the hit ratio is absent, not zero
+        assert summary.cache_hit_ratio is None
