@@ -1,0 +1,85 @@
+"""The checked-in Grafana dashboard: generated from code, complete, and well-formed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from observability import dashboard
+from observability.__main__ import main
+
+# What the dashboard must show (issue 5), as words its panel titles carry.
+REQUIRED = {
+    "request rate by status": "Request rate by protocol and status",
+    "error rate by status": "Error rate by status",
+    "p50/p90/p99 latency": "Request latency p50 / p90 / p99",
+    "queue wait": "Queue wait p50 / p90 / p99",
+    "batch size": "Batch size",
+    "cache hit ratio": "Cache hit ratio",
+    "replicas (kube-state-metrics)": "Replicas",
+    "canary vs stable traffic": "Traffic by version",
+    "canary vs stable latency": "p99 latency by version",
+    "CPU per pod": "CPU per pod",
+    "memory per pod": "Memory per pod",
+    "GPU utilisation (DCGM)": "GPU utilisation",
+}
+
+
+@pytest.fixture(scope="module")
+def board() -> dict:
+    return json.loads(dashboard.DASHBOARD_PATH.read_text())
+
+
+def test_checked_in_json_is_what_the_code_generates() -> None:
+    assert dashboard.DASHBOARD_PATH.read_text() == dashboard.render(), (
+        f"{dashboard.DASHBOARD_PATH} drifted from observability/dashboard.py: "
+        "run python -m observability"
+    )
+
+
+def test_check_mode_passes_on_the_checked_in_files() -> None:
+    assert main(["--check"]) == 0
+
+
+def test_required_panels_are_present(board: dict) -> None:
+    titles = {p["title"] for p in board["panels"]}
+    missing = {need: title for need, title in REQUIRED.items() if title not in titles}
+    assert not missing, missing
+
+
+def test_variables_namespace_model_version(board: dict) -> None:
+    names = [v["name"] for v in board["templating"]["list"]]
+    assert names == ["datasource", "namespace", "model", "version"]
+
+
+def test_every_query_filters_on_namespace_and_uses_the_datasource_variable(board: dict) -> None:
+    for panel in board["panels"]:
+        if panel["type"] == "row":
+            continue
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == "${datasource}", panel["title"]
+            assert 'namespace=~"$namespace"' in target["expr"], (panel["title"], target["expr"])
+
+
+def test_canary_panels_split_by_version(board: dict) -> None:
+    by_title = {p["title"]: p for p in board["panels"]}
+    for title in ("Traffic by version", "p99 latency by version", "5xx ratio by version"):
+        for target in by_title[title]["targets"]:
+            assert "by (version" in target["expr"] or ", version)" in target["expr"], title
+            assert "$version" not in target["expr"], f"{title} must show every version"
+
+
+def test_layout_ids_unique_and_no_overlap(board: dict) -> None:
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids))
+    cells: set[tuple[int, int]] = set()
+    for panel in board["panels"]:
+        g = panel["gridPos"]
+        assert g["x"] >= 0 and g["x"] + g["w"] <= 24, panel["title"]
+        mine = {
+            (x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])
+        }
+        assert not mine & cells, f"{panel['title']} overlaps another panel"
+        cells |= mine
