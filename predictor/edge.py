@@ -35,14 +35,31 @@ REQUEST_ID_HEADER = "x-request-id"
 _INFER_PATH = re.compile(r"^/v(?P<v>[12])/models/(?P<model>[^/:]+)(?::predict|/infer)$")
 _QUIET_PATHS = ("/metrics", "/v2/health/", "/v1/models/", "/v2/models/")
 _REPOSITORY_PREFIX = "/v2/repository"
+# gRPC twins of the quiet REST paths: health and metadata probes stay out of the access log.
+_GRPC_QUIET_METHODS = (
+    "/ServerLive",
+    "/ServerReady",
+    "/ModelReady",
+    "/ServerMetadata",
+    "/ModelMetadata",
+)
 
 
-def _new_request_id() -> str:
+# A client's id is kept only if it is short and plain, so it cannot bloat or forge log lines.
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def _request_id(client_value: str | None) -> str:
+    """The caller's x-request-id when it is sane, else a fresh one."""
+    if client_value and _CLIENT_REQUEST_ID.fullmatch(client_value):
+        return client_value
     return uuid.uuid4().hex
 
 
 def _log_error(err: PredictorError, exc: BaseException) -> None:
-    if err.status_code >= 500:
+    if err.status_code == 503:  # overload or not ready: expected, and a traceback each would flood
+        errlog.warning("request refused: %s", err.message, extra={"status": 503})
+    elif err.status_code >= 500:
         errlog.error("request failed: %s", err.message, exc_info=exc)
     else:
         errlog.info("request rejected: %s", err.message, extra={"status": err.status_code})
@@ -93,7 +110,7 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        rid = _header(scope, b"x-request-id") or _new_request_id()
+        rid = _request_id(_header(scope, b"x-request-id"))
         token = REQUEST_ID.set(rid)
         start = time.perf_counter()
         status = 500
@@ -203,7 +220,10 @@ async def _send_error(send: Send, err: PredictorError) -> None:
 
 
 class GrpcEdge(AsyncServerInterceptor):
-    """gRPC twin of EdgeMiddleware: request id, metrics, one error mapping."""
+    """gRPC twin of EdgeMiddleware: request id, metrics, access log, one error mapping."""
+
+    def __init__(self, access_log: bool = True) -> None:
+        self.access_log = access_log
 
     async def intercept(
         self,
@@ -213,7 +233,8 @@ class GrpcEdge(AsyncServerInterceptor):
         method_name: str,
     ) -> Any:
         metadata = dict(context.invocation_metadata() or ())
-        rid = str(metadata.get(REQUEST_ID_HEADER) or _new_request_id())
+        client_rid = metadata.get(REQUEST_ID_HEADER)
+        rid = _request_id(client_rid if isinstance(client_rid, str) else None)
         token = REQUEST_ID.set(rid)
         infer = method_name.endswith("/ModelInfer")
         model = getattr(request_or_iterator, "model_name", "") if infer else ""
@@ -234,8 +255,16 @@ class GrpcEdge(AsyncServerInterceptor):
             code = getattr(grpc.StatusCode, err.grpc_code)
             await context.abort(code, err.message, trailing_metadata=trailer)
         finally:
+            elapsed = time.perf_counter() - start
             if infer:
                 metrics.INFLIGHT.labels(model).dec()
                 metrics.REQUESTS.labels(model, "grpc", str(status)).inc()
-                metrics.REQUEST_LATENCY.labels(model, "grpc").observe(time.perf_counter() - start)
+                metrics.REQUEST_LATENCY.labels(model, "grpc").observe(elapsed)
+            if self.access_log and not method_name.endswith(_GRPC_QUIET_METHODS):
+                log.info(
+                    "GRPC %s %d",
+                    method_name,
+                    status,
+                    extra={"status": status, "duration_ms": round(elapsed * 1000, 3)},
+                )
             REQUEST_ID.reset(token)

@@ -144,7 +144,7 @@ class PredictorServer:
         limit = self.settings.max_body_bytes
         server = aio.server(
             futures.ThreadPoolExecutor(max_workers=self.grpc_threads),
-            interceptors=(GrpcEdge(),),
+            interceptors=(GrpcEdge(access_log=self.settings.access_log),),
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", max(limit, 16 * 1024 * 1024)),
