@@ -309,3 +309,10 @@ def test_promtool_rule_case(case: Case, tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(_test_file(case), sort_keys=False))
     result = _promtool("test", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_latency_threshold_is_a_bucket_boundary() -> None:
+    """histogram_quantile interpolates inside a bucket; at a boundary the alert is exact."""
+    from predictor.metrics import LATENCY_BUCKETS
+
+    assert alerts.P99_MAX_SECONDS in LATENCY_BUCKETS
