@@ -11,12 +11,14 @@ tools_dir=${1:-${TOOLS_DIR:-$repo_root/.tools}}
 version=3.3.30
 venv=$tools_dir/checkov
 
-if [ -x "$venv/bin/checkov" ] && [ "$(cat "$venv/.version" 2>/dev/null)" = "$version" ]; then
+stamp="$version $(sha256sum "$repo_root/scripts/checkov-constraints.txt" | cut -c1-16)"
+if [ -x "$venv/bin/checkov" ] && [ "$(cat "$venv/.version" 2>/dev/null)" = "$stamp" ]; then
   exit 0
 fi
 echo "install-checkov: installing checkov==$version into $venv (a minute or two)" >&2
 rm -rf "$venv"
 python3 -m venv "$venv"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check "checkov==$version"
-echo "$version" > "$venv/.version"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check \
+  -c "$repo_root/scripts/checkov-constraints.txt" "checkov==$version"
+echo "$stamp" > "$venv/.version"
 "$venv/bin/checkov" --version >&2
