@@ -22,7 +22,9 @@ from observability.promql import quantile, rate, ratio, selector
 
 RULES_PATH = CHART_DIR / "files" / "prometheus-rules.yaml"
 GROUP = "sentiment-predictor"
-ISVC = "sentiment"  # the InferenceService: its Deployments are `<isvc>-predictor...`
+# The chart's InferenceService is `<release>-sentiment` (or `sentiment` when the release name
+# contains it); its Deployments are `<isvc>-predictor...`.
+PREDICTOR_DEPLOYMENTS = ".*sentiment.*-predictor.*"
 BY_VERSION = ("namespace", "model", "version")
 
 ERROR_RATIO_MAX = 0.05
@@ -152,7 +154,7 @@ def _redis_down() -> Alert:
 
 
 def _no_ready_replicas() -> Alert:
-    matchers = (f'deployment=~"{ISVC}-predictor.*"',)
+    matchers = (f'deployment=~"{PREDICTOR_DEPLOYMENTS}"',)
     by = "sum by (namespace, deployment)"
     available = f"{by} ({selector('kube_deployment_status_replicas_available', matchers)})"
     desired = f"{by} ({selector('kube_deployment_spec_replicas', matchers)})"
@@ -165,9 +167,10 @@ def _no_ready_replicas() -> Alert:
         summary="{{ $labels.deployment }} has no available replicas",
         description="kube-state-metrics reports 0 available replicas of {{ $labels.deployment }} "
         "in {{ $labels.namespace }} while replicas are wanted: the model is not being served.",
-        runbook="kubectl get pods -l serving.kserve.io/inferenceservice="
-        f"{ISVC}; describe the pods (image pull, scheduling, OOMKilled) and read the predictor's "
-        "JSON log for the model load error; readiness needs the model loaded and warmed up.",
+        runbook="kubectl get pods -n NAMESPACE -l serving.kserve.io/inferenceservice=ISVC "
+        "(ISVC: the deployment name before -predictor); describe the pods (image pull, "
+        "scheduling, OOMKilled) and read the predictor's JSON log for the model load error; "
+        "readiness needs the model loaded and warmed up.",
     )
 
 

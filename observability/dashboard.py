@@ -32,10 +32,11 @@ MODEL_SEL = (NS, MODEL, VERSION)
 ALL_VERSIONS = (NS, MODEL)  # the canary-vs-stable panels compare versions, so show them all
 # KServe's own stage histograms label the model as `model_name`, without a version.
 KSERVE_SEL = (NS, 'model_name=~"$model"')
-# Kubernetes objects of a KServe InferenceService are named `<isvc>-predictor...`
-# (RawDeployment: `<isvc>-predictor`; Serverless: `...-predictor-<rev>-deployment`).
-DEPLOYMENT = 'deployment=~"${model}-predictor.*"'
-HPA = 'horizontalpodautoscaler=~"${model}-predictor.*"'
+# A KServe InferenceService's Deployments and HPA are named `<isvc>-predictor...`
+# (RawDeployment: `<isvc>-predictor`; Serverless: `<isvc>-predictor-<rev>-deployment`).
+# The chart names the isvc after the release, not the model, so match any in the namespace.
+DEPLOYMENT = 'deployment=~".+-predictor.*"'
+HPA = 'horizontalpodautoscaler=~".+-predictor.*"'
 CONTAINERS = (NS, 'container!=""', 'container!="POD"')
 
 QUANTILES = (0.5, 0.9, 0.99)

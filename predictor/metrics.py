@@ -132,4 +132,3 @@ MODEL_INFO = Gauge(
     ["model", "version", "device", "precision"],
 )
 READY = Gauge("predictor_model_ready", "1 when the model is loaded and warm.", ["model"])
-

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from observability import alerts
+from predictor.metrics import LATENCY_BUCKETS
 
 NS = "serving"
 PROMTOOL = shutil.which("promtool")
@@ -208,6 +209,19 @@ CASES = [
         },
         "10m",
     ),
+    Case(
+        "PredictorNoReadyReplicas",
+        "quiet for another InferenceService's predictor",
+        {
+            _s(
+                "kube_deployment_status_replicas_available",
+                namespace=NS,
+                deployment="other-predictor",
+            ): "2x5 0x10",
+            _s("kube_deployment_spec_replicas", namespace=NS, deployment="other-predictor"): "2x15",
+        },
+        "10m",
+    ),
     # --- the predictor's own readiness gauge.
     Case(
         "PredictorModelNotReady",
@@ -313,6 +327,4 @@ def test_promtool_rule_case(case: Case, tmp_path: Path) -> None:
 
 def test_latency_threshold_is_a_bucket_boundary() -> None:
     """histogram_quantile interpolates inside a bucket; at a boundary the alert is exact."""
-    from predictor.metrics import LATENCY_BUCKETS
-
     assert alerts.P99_MAX_SECONDS in LATENCY_BUCKETS
