@@ -2,7 +2,7 @@
 
 A status string rather than an exception keeps the runner protocol-blind:
 "200" and "grpc:OK" are successes, anything else is an error bucket
-("503", "grpc:UNAVAILABLE", "timeout", "connect", "bad-body"). A 200 whose
+("503", "grpc:UNAVAILABLE", "timeout", "connect", "client-error", "bad-body"). A 200 whose
 body lacks one prediction per text counts as "bad-body": a server that
 answers fast with nothing must not look fast.
 """
@@ -15,14 +15,15 @@ from abc import ABC, abstractmethod
 from enum import StrEnum
 from urllib.parse import urlsplit
 
+import aiohttp
 import grpc
-import httpx
 import orjson
 from grpc import aio
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
 OK_STATUSES = frozenset({"200", "grpc:OK"})
+JSON = {"content-type": "application/json"}
 
 
 class Wire(StrEnum):
@@ -62,37 +63,53 @@ class Client(ABC):
 
 
 class _HttpClient(Client):
+    """aiohttp, not httpx: measured against the no-op server, httpx spent 2.0 ms of client
+    CPU per request and aiohttp 0.18 ms; on 2 shared cores httpx made the load
+    generator the bottleneck."""
+
     path: str
 
     def __init__(
         self, url: str, model: str, concurrency: int, timeout: float, allow_remote: bool
     ) -> None:
         check_target(urlsplit(url).hostname or "", allow_remote)
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        self._http = httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout)
-        self._route = self.path.format(model=model)
+        self._url = url.rstrip("/") + self.path.format(model=model)
+        self._limit = concurrency
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._http: aiohttp.ClientSession | None = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        # created on first use, inside the running loop, as aiohttp requires
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._limit), timeout=self._timeout
+            )
+        return self._http
 
     async def send(self, texts: list[str]) -> str:
         try:
-            resp = await self._http.post(
-                self._route,
-                content=orjson.dumps(self.body(texts)),
-                headers={"content-type": "application/json"},
-            )
-        except httpx.TimeoutException:
+            async with self._session().post(
+                self._url, data=orjson.dumps(self.body(texts)), headers=JSON
+            ) as resp:
+                if resp.status != 200:
+                    await resp.read()
+                    return str(resp.status)
+                raw = await resp.read()
+        except TimeoutError:
             return "timeout"
-        except httpx.TransportError:
+        except aiohttp.ClientConnectionError:
             return "connect"
-        if resp.status_code != 200:
-            return str(resp.status_code)
+        except aiohttp.ClientError:
+            return "client-error"
         try:
-            answered = self.count(orjson.loads(resp.content))
-        except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
+            answered = self.count(orjson.loads(raw))
+        except (orjson.JSONDecodeError, KeyError, TypeError, IndexError, StopIteration):
             return "bad-body"
         return "200" if answered == len(texts) else "bad-body"
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.close()
 
     @abstractmethod
     def body(self, texts: list[str]) -> object: ...
