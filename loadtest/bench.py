@@ -69,6 +69,7 @@ class Config:
     warmup_seconds: float
     wire: Wire
     profile: bool
+    server_env: dict[str, str] = field(default_factory=dict)
     max_requests: int = 1_000_000
 
 
@@ -133,7 +134,7 @@ def _forward(model: PerRequestModel, texts: list[str]) -> float:
 # --- servers ------------------------------------------------------------------
 @contextmanager
 def serving(cfg: Config, module: str, name: str, env: dict[str, str]) -> Iterator[PredictorProcess]:
-    env = {"PREDICTOR_CPU_THREADS": str(cfg.threads), **env}
+    env = {"PREDICTOR_CPU_THREADS": str(cfg.threads), **cfg.server_env, **env}
     proc = PredictorProcess(cfg.model_dir, cfg.out / f"{name}.log", env=env, module=module)
     proc.start()
     try:
@@ -454,6 +455,7 @@ def environment(cfg: Config, pool: TextPool) -> dict[str, Any]:
         "torch threads": cfg.threads or os.cpu_count(),
         "texts": pool.source,
         "hot set": f"{cfg.hot_size} texts, Zipf exponent 1.1",
+        "extra server environment": cfg.server_env or "none",
     }
 
 
@@ -480,6 +482,13 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--warmup-seconds", type=float, default=3.0)
     p.add_argument("--wire", type=Wire, choices=list(Wire), default=Wire.V1)
     p.add_argument("--profile", action="store_true", help="py-spy the predictor at top load")
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for every server (e.g. OMP_WAIT_POLICY=PASSIVE)",
+    )
     p.add_argument("--quick", action="store_true", help="short points, for a smoke run")
     a = p.parse_args(argv)
     model_dir = a.model_dir or (REPO / "models" / "sentiment")
@@ -501,6 +510,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         a.warmup_seconds,
         a.wire,
         a.profile,
+        dict(kv.split("=", 1) for kv in a.env),
     )
 
 
