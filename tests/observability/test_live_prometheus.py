@@ -195,19 +195,24 @@ def test_rules_load_and_evaluate_cleanly(stack: Stack) -> None:
         assert rule["health"] == "ok", f"{rule['name']}: {rule.get('lastError')}"
 
 
-def test_redis_unreachable_alert_goes_pending(stack: Stack) -> None:
-    """With Redis stopped, Prometheus itself holds the alert (pending until its `for`)."""
+def test_alerts_the_traffic_provokes_go_pending(stack: Stack) -> None:
+    """Redis stopped and 1 request in 8 shed: Prometheus holds those two alerts (pending until
+    their `for`), and no other."""
+    provoked = {"PredictorRedisUnreachable", "PredictorHighErrorRatio"}
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        states = {
-            r["name"]: [(a["state"], a["labels"].get("pod")) for a in r.get("alerts", [])]
+    while True:
+        active = {
+            r["name"]: [(a["state"], a["labels"]) for a in r.get("alerts", [])]
             for r in stack.prometheus.rules()
         }
-        if states["PredictorRedisUnreachable"]:
+        if all(active[name] for name in provoked) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    assert states["PredictorRedisUnreachable"] == [("pending", POD)]
-    assert not states["PredictorModelNotReady"]
+    assert {name for name, alerts_ in active.items() if alerts_} == provoked, active
+    ((state, labels),) = active["PredictorRedisUnreachable"]
+    assert (state, labels["pod"], labels["backend"]) == ("pending", POD, "redis")
+    ((state, labels),) = active["PredictorHighErrorRatio"]
+    assert (state, labels["model"], labels["version"]) == ("pending", "sentiment", stack.version)
 
 
 def test_process_collector_and_kserve_histograms_are_scraped(stack: Stack) -> None:
