@@ -34,15 +34,21 @@ UNKNOWN_MODEL = "unknown"
 
 _lock = threading.Lock()
 _versions: dict[str, str] = {}
+_info: dict[str, tuple[str, str, str, str]] = {}
 
 M = TypeVar("M", bound=MetricWrapperBase)
 
 
 def model_loaded(model: str, version: str, device: str, precision: str) -> None:
     """Record the loaded model: its info gauge, and the version every per-model series carries."""
+    labels = (model, version, device, precision)
     with _lock:
         _versions[model] = version
-    MODEL_INFO.labels(model, version, device, precision).set(1)
+        previous = _info.get(model)
+        _info[model] = labels
+    if previous is not None and previous != labels:
+        MODEL_INFO.remove(*previous)  # one info series per model, never a stale one beside it
+    MODEL_INFO.labels(*labels).set(1)
 
 
 def model_labels(model: str) -> tuple[str, str]:

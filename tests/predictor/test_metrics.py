@@ -121,6 +121,14 @@ def test_loaded_model_version_is_filled_in() -> None:
         )
         == 1.0
     )
+    metrics.model_loaded("unit-model", "v8", "cpu", "fp32")  # a reload: one info series
+    infos = [
+        s.labels["version"]
+        for family in metrics.MODEL_INFO.collect()
+        for s in family.samples
+        if s.labels["model"] == "unit-model"
+    ]
+    assert infos == ["v8"]
 
 
 def test_latency_buckets_resolve_milliseconds() -> None:
