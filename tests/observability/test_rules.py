@@ -77,6 +77,36 @@ def _lookups(result: str, version: str = "v2") -> str:
     )
 
 
+def _traffic(ok: str, failed: str, code: str = "503") -> dict[str, str]:
+    return {_requests("200"): ok, _requests(code): failed}
+
+
+def _latencies(fast: str, slow: str) -> dict[str, str]:
+    """`fast` requests a minute take under 250 ms, `slow` ones between 0.5 and 1 s."""
+    return {
+        _latency("0.25"): fast,
+        _latency("0.5"): fast,
+        _latency("1.0"): slow,
+        _latency("+Inf"): slow,
+    }
+
+
+def _replicas(
+    available: str, wanted: str, deployment: str = "sentiment-predictor"
+) -> dict[str, str]:
+    def series(name: str) -> str:
+        return _s(name, namespace=NS, deployment=deployment)
+
+    return {
+        series("kube_deployment_status_replicas_available"): available,
+        series("kube_deployment_spec_replicas"): wanted,
+    }
+
+
+def _redis_up(values: str) -> dict[str, str]:
+    return {_s("predictor_featurestore_up", namespace=NS, pod="p-1", backend="redis"): values}
+
+
 MODEL_V2 = {"namespace": NS, "model": "sentiment", "version": "v2"}
 
 CASES = [
@@ -84,7 +114,7 @@ CASES = [
     Case(
         "PredictorHighErrorRatio",
         "fires after 5m over 5 %",
-        {_requests("200"): "0+60x30", _requests("503"): "0+6x30"},
+        _traffic("0+60x30", "0+6x30"),
         "10m",
         {**MODEL_V2, "severity": "critical"},
         "9.091%",
@@ -92,37 +122,32 @@ CASES = [
     Case(
         "PredictorHighErrorRatio",
         "pending, not firing, before `for`",
-        {_requests("200"): "0+60x30", _requests("503"): "0+6x30"},
+        _traffic("0+60x30", "0+6x30"),
         "4m",
     ),
     Case(
         "PredictorHighErrorRatio",
         "quiet at 1.6 %",
-        {_requests("200"): "0+60x30", _requests("503"): "0+1x30"},
+        _traffic("0+60x30", "0+1x30"),
         "10m",
     ),
     Case(
         "PredictorHighErrorRatio",
         "quiet with 50 % of a trickle (2 requests a minute)",
-        {_requests("200"): "0+1x30", _requests("503"): "0+1x30"},
+        _traffic("0+1x30", "0+1x30"),
         "10m",
     ),
     Case(
         "PredictorHighErrorRatio",
         "4xx are the client's errors, not ours",
-        {_requests("200"): "0+60x30", _requests("400"): "0+60x30"},
+        _traffic("0+60x30", "0+60x30", code="400"),
         "10m",
     ),
     # --- p99 latency: every request in (0.5 s, 1 s] -> p99 interpolates to 995 ms.
     Case(
         "PredictorHighLatencyP99",
         "fires after 10m over 500 ms",
-        {
-            _latency("0.25"): "0x30",
-            _latency("0.5"): "0x30",
-            _latency("1.0"): "0+60x30",
-            _latency("+Inf"): "0+60x30",
-        },
+        _latencies(fast="0x30", slow="0+60x30"),
         "20m",
         {**MODEL_V2, "severity": "warning"},
         "995ms",
@@ -130,12 +155,7 @@ CASES = [
     Case(
         "PredictorHighLatencyP99",
         "quiet when all requests take under 250 ms",
-        {
-            _latency("0.25"): "0+60x30",
-            _latency("0.5"): "0+60x30",
-            _latency("1.0"): "0+60x30",
-            _latency("+Inf"): "0+60x30",
-        },
+        _latencies(fast="0+60x30", slow="0+60x30"),
         "20m",
     ),
     # --- cache hit ratio: 90 % for 70 minutes, then 10 %.
@@ -163,63 +183,34 @@ CASES = [
     Case(
         "PredictorRedisUnreachable",
         "fires after 2m at 0",
-        {
-            _s("predictor_featurestore_up", namespace=NS, pod="p-1", backend="redis"): "1x5 0x10",
-        },
+        _redis_up("1x5 0x10"),
         "10m",
         {"namespace": NS, "pod": "p-1", "backend": "redis", "severity": "warning"},
     ),
     Case(
         "PredictorRedisUnreachable",
         "quiet once Redis is back",
-        {
-            _s("predictor_featurestore_up", namespace=NS, pod="p-1", backend="redis"): "0x5 1x10",
-        },
+        _redis_up("0x5 1x10"),
         "10m",
     ),
     # --- replicas from kube-state-metrics.
     Case(
         "PredictorNoReadyReplicas",
         "fires when none of the wanted replicas is available",
-        {
-            _s(
-                "kube_deployment_status_replicas_available",
-                namespace=NS,
-                deployment="sentiment-predictor",
-            ): "2x5 0x10",
-            _s(
-                "kube_deployment_spec_replicas", namespace=NS, deployment="sentiment-predictor"
-            ): "2x15",
-        },
+        _replicas("2x5 0x10", "2x15"),
         "10m",
         {"namespace": NS, "deployment": "sentiment-predictor", "severity": "critical"},
     ),
     Case(
         "PredictorNoReadyReplicas",
         "quiet when scaled to zero on purpose",
-        {
-            _s(
-                "kube_deployment_status_replicas_available",
-                namespace=NS,
-                deployment="sentiment-predictor",
-            ): "2x5 0x10",
-            _s(
-                "kube_deployment_spec_replicas", namespace=NS, deployment="sentiment-predictor"
-            ): "2x5 0x10",
-        },
+        _replicas("2x5 0x10", "2x5 0x10"),
         "10m",
     ),
     Case(
         "PredictorNoReadyReplicas",
         "quiet for another InferenceService's predictor",
-        {
-            _s(
-                "kube_deployment_status_replicas_available",
-                namespace=NS,
-                deployment="other-predictor",
-            ): "2x5 0x10",
-            _s("kube_deployment_spec_replicas", namespace=NS, deployment="other-predictor"): "2x15",
-        },
+        _replicas("2x5 0x10", "2x15", deployment="other-predictor"),
         "10m",
     ),
     # --- the predictor's own readiness gauge.
