@@ -1,0 +1,144 @@
+"""Build the image for real and prove the predictor answers inside the container (slow).
+
+buildah builds the Dockerfile (chroot isolation, vfs storage) on a Debian bookworm base made by
+debootstrap; podman runs it with runc the way the chart runs the pod: numeric user 10001,
+read-only root filesystem with a tmpfs /tmp, no capabilities, no privilege escalation. Then the
+v1 and v2 REST endpoints are called and the container is stopped with SIGTERM, which must drain
+and exit 0.
+
+Run: `make container-test` (or `pytest -m slow tests/deploy/test_container.py -s`). Needs root
+(apt-get, debootstrap, rootful buildah/podman); 15-30 minutes cold on 2 cores, several GB of disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.charts.chart_tools import REPO
+
+pytestmark = pytest.mark.slow
+
+IMAGE = "localhost/sentiment-predictor:test"
+BASE = "localhost/sentiment-base:bookworm"
+PODMAN = ["podman", "--storage-driver", "vfs", "--runtime", "runc"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        result: dict[str, Any] = json.load(resp)
+        return result
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    if os.geteuid() != 0:
+        pytest.skip("the container build needs root (apt-get, debootstrap, rootful buildah)")
+    subprocess.run([str(REPO / "scripts" / "make-base-image.sh"), BASE], check=True)
+    started = time.monotonic()
+    subprocess.run([str(REPO / "scripts" / "build-image.sh"), IMAGE, BASE], check=True)
+    size = subprocess.run(
+        [*PODMAN, "image", "inspect", IMAGE, "--format", "{{.Size}}"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    print(f"\nbuilt {IMAGE} in {time.monotonic() - started:.0f} s, {int(size) / 1e9:.2f} GB")
+    return IMAGE
+
+
+@pytest.fixture(scope="module")
+def container(image: str) -> Iterator[tuple[str, str]]:
+    """The predictor running in podman on free loopback ports: (container id, base URL)."""
+    http, grpc = free_port(), free_port()
+    run = subprocess.run(
+        [
+            *PODMAN, "run", "-d", "--network", "host",
+            "--user", "10001:10001", "--read-only", "--tmpfs", "/tmp:rw,size=64m",
+            "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+            "-e", "PREDICTOR_CPU_THREADS=1", "-e", "PREDICTOR_DRAIN_TIMEOUT_S=10",
+            image, "--model_name", "sentiment",
+            "--http_port", str(http), "--grpc_port", str(grpc),
+        ],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    cid = run.stdout.strip()
+    base = f"http://127.0.0.1:{http}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            state = subprocess.run(
+                [*PODMAN, "inspect", cid, "--format", "{{.State.Running}}"],
+                capture_output=True, text=True,
+            ).stdout.strip()  # fmt: skip
+            if state != "true" or time.monotonic() > deadline:
+                logs = subprocess.run([*PODMAN, "logs", cid], capture_output=True, text=True)
+                pytest.fail(f"predictor not ready (running={state}):\n{logs.stdout}{logs.stderr}")
+            time.sleep(1)
+        yield cid, base
+    finally:
+        subprocess.run([*PODMAN, "rm", "-f", "-t", "0", cid], capture_output=True)
+
+
+def test_v1_predict_inside_the_container(container: tuple[str, str]) -> None:
+    _, base = container
+    body = {"instances": ["I love this, what a great day!", {"text": "awful, I hate it"}]}
+    predictions = post(f"{base}/v1/models/sentiment:predict", body)["predictions"]
+    assert len(predictions) == 2
+    for p in predictions:
+        assert p["label"] in {"negative", "neutral", "positive"}
+        assert abs(sum(p["probabilities"].values()) - 1.0) < 1e-3
+
+
+def test_v2_infer_inside_the_container(container: tuple[str, str]) -> None:
+    _, base = container
+    body = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["so happy"]}]}
+    outputs = {o["name"]: o for o in post(f"{base}/v2/models/sentiment/infer", body)["outputs"]}
+    assert outputs["label"]["data"][0] in {"negative", "neutral", "positive"}
+    assert outputs["probabilities"]["shape"] == [1, 3]
+
+
+def test_runs_as_the_numeric_user_with_metrics(container: tuple[str, str]) -> None:
+    cid, base = container
+    uid = subprocess.run(
+        [*PODMAN, "exec", cid, "python", "-c", "import os; print(os.getuid(), os.getgid())"],
+        check=True, capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+    assert uid == ["10001", "10001"]
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as resp:
+        assert b"predictor_requests_total" in resp.read()
+
+
+def test_sigterm_drains_and_exits_zero(container: tuple[str, str]) -> None:
+    cid, _ = container
+    started = time.monotonic()
+    subprocess.run([*PODMAN, "stop", "-t", "30", cid], check=True, capture_output=True)
+    code = subprocess.run(
+        [*PODMAN, "inspect", cid, "--format", "{{.State.ExitCode}}"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    assert code == "0", f"exit code {code} after SIGTERM"
+    assert time.monotonic() - started < 30, "the predictor needed SIGKILL"
+
