@@ -36,6 +36,7 @@ def parse_tweet_url(url: str, where: str = "tweet_url") -> TweetRef:
         raw = "https://" + raw
     try:
         parts = urlsplit(raw)
+        parts.port  # noqa: B018 - urlsplit checks the port only when it is read
     except ValueError as exc:
         raise BadInput(f"{where} is not a URL: {exc}") from None
     if parts.scheme not in ("http", "https"):
