@@ -177,7 +177,7 @@ def test_keda_scales_on_a_prometheus_query_with_a_gateway_canary() -> None:
     metric = isvc["spec"]["predictor"]["autoScaling"]["metrics"][0]
     assert metric["type"] == "External"
     assert metric["external"]["metric"]["backend"] == "prometheus"
-    assert '"sentiment-predictor"' in metric["external"]["metric"]["query"]
+    assert 'pod=~"sentiment-predictor-.*"' in metric["external"]["metric"]["query"]
     assert metric["external"]["target"] == {"type": "Value", "value": "30"}
     canary = isvc["spec"]["canary"]
     assert len(canary) == 1 and canary[0]["trafficPercent"] == 10
