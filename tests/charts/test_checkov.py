@@ -39,6 +39,7 @@ def _write_rendered(out: Path) -> None:
 
 
 @pytest.mark.usefixtures("helm_bin")
+@pytest.mark.timeout(900)  # the first run installs checkov into .tools (1-2 minutes)
 def test_checkov_has_no_unexplained_failures(checkov_bin: Path, tmp_path: Path) -> None:
     assert all(len(reason) > 40 for reason in SKIPS.values()), "each skip needs a written reason"
     _write_rendered(tmp_path)
@@ -72,6 +73,7 @@ def _checkov(checkov_bin: Path, *target: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.usefixtures("helm_bin")
+@pytest.mark.timeout(900)
 def test_checkov_sees_the_predictor_containers(checkov_bin: Path, tmp_path: Path) -> None:
     """A predictor with root and privilege escalation must fail checkov: the pod checks are live."""
     docs = ct.render([ct.CHART / "ci" / "knative-values.yaml"])

@@ -26,7 +26,7 @@ import pytest
 
 from tests.charts.chart_tools import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 IMAGE = "localhost/sentiment-predictor:test"
 BASE = "localhost/sentiment-base:bookworm"
