@@ -297,6 +297,11 @@ async def run_servers(cfg: Config, pool: TextPool, bench: Bench) -> None:
                 bench.steps["redis-hit"] = await run_points(
                     cfg, p, "redis-hit", hot, cfg.hit_concurrency, profile_at=cfg.hit_concurrency[0]
                 )
+            if redis.proc is None or redis.proc.poll() is not None:
+                bench.notes.append(
+                    "step (4): redis-server exited during the run (something outside the "
+                    "benchmark stopped it); its figures are the fallback path, not the hit path"
+                )
         finally:
             redis.stop()
         if all(s.cache_hit_ratio is None for s in bench.steps["redis-hit"]):
