@@ -172,6 +172,32 @@ def profiling(cfg: Config, proc: PredictorProcess, name: str, seconds: float) ->
         spy_proc.wait(seconds + 30)
 
 
+async def point(
+    cfg: Config,
+    proc: PredictorProcess,
+    workload: Iterator[str],
+    label: str,
+    seconds: float | None = None,
+    max_requests: int | None = None,
+    **mode: Any,
+) -> Summary:
+    """One measured point against `proc`; `mode` is concurrency=N or rate=R."""
+    return await measure(
+        cfg.wire, workload, url=proc.url, grpc_target=proc.grpc_target,
+        max_requests=max_requests or cfg.max_requests, max_seconds=seconds or cfg.seconds,
+        label=label, progress=False, **mode,
+    )  # fmt: skip
+
+
+def show(s: Summary) -> Summary:
+    print(
+        f"  {s.label:28s} {s.texts_per_s:8.1f} texts/s  p50 {s.p50_ms or 0:7.2f} ms  "
+        f"p99 {s.p99_ms or 0:7.2f} ms  errors {sum(s.errors.values())}",
+        flush=True,
+    )
+    return s
+
+
 async def run_points(
     cfg: Config,
     proc: PredictorProcess,
@@ -181,35 +207,12 @@ async def run_points(
     profile_at: int | None = None,
 ) -> list[Summary]:
     """Warm the server up, then one closed-loop point per concurrency, same texts each."""
-    kw: dict[str, Any] = {"url": proc.url, "grpc_target": proc.grpc_target, "progress": False}
-    await measure(
-        cfg.wire,
-        texts(),
-        concurrency=max(concurrencies),
-        max_requests=cfg.max_requests,
-        max_seconds=cfg.warmup_seconds,
-        label="warm-up",
-        **kw,
-    )
+    top = max(concurrencies)
+    await point(cfg, proc, texts(), "warm-up", cfg.warmup_seconds, concurrency=top)
     out = []
     for c in concurrencies:
-        tag = f"{step}-c{c}"
-        with profiling(cfg, proc, tag, cfg.seconds) if c == profile_at else _nothing():
-            s = await measure(
-                cfg.wire,
-                texts(),
-                concurrency=c,
-                max_requests=cfg.max_requests,
-                max_seconds=cfg.seconds,
-                label=f"{step} c={c}",
-                **kw,
-            )
-        print(
-            f"  {s.label:28s} {s.texts_per_s:8.1f} texts/s  p50 {s.p50_ms or 0:7.2f} ms  "
-            f"p99 {s.p99_ms or 0:7.2f} ms  errors {sum(s.errors.values())}",
-            flush=True,
-        )
-        out.append(s)
+        with profiling(cfg, proc, f"{step}-c{c}", cfg.seconds) if c == profile_at else _nothing():
+            out.append(show(await point(cfg, proc, texts(), f"{step} c={c}", concurrency=c)))
     return out
 
 
@@ -234,17 +237,7 @@ def featurestore_missing() -> str | None:
 async def prime_cache(cfg: Config, proc: PredictorProcess, pool: TextPool) -> None:
     """Send every hot-set text once, then give write-behind a moment to land in Redis."""
     texts = iter(pool.texts[: cfg.hot_size])
-    await measure(
-        cfg.wire,
-        texts,
-        url=proc.url,
-        grpc_target=proc.grpc_target,
-        concurrency=16,
-        max_requests=cfg.hot_size,
-        max_seconds=120,
-        label="prime",
-        progress=False,
-    )
+    await point(cfg, proc, texts, "prime", 120, max_requests=cfg.hot_size, concurrency=16)
     await asyncio.sleep(1.0)
 
 
@@ -264,18 +257,8 @@ async def run_servers(cfg: Config, pool: TextPool, bench: Bench) -> None:
         best = bench.point("predictor", top)
         if best is not None and best.texts_per_s > 0:
             rate = round(0.7 * best.requests_per_s, 1)
-            kw: dict[str, Any] = {"url": p.url, "grpc_target": p.grpc_target, "progress": False}
-            s = await measure(
-                cfg.wire,
-                unique(),
-                rate=rate,
-                max_requests=cfg.max_requests,
-                max_seconds=cfg.seconds,
-                label=f"predictor open {rate:g}/s",
-                **kw,
-            )
+            s = show(await point(cfg, p, unique(), f"predictor open {rate:g}/s", rate=rate))
             bench.steps["predictor-open-loop"] = [s]
-            print(f"  {s.label:28s} p50 {s.p50_ms or 0:.2f} ms  p99 {s.p99_ms or 0:.2f} ms")
 
     print("(3) usual KServe pattern: one forward per request, stock ModelServer", flush=True)
     with serving(cfg, "loadtest.baselines.per_request", "per-request", {}) as p:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 
@@ -52,29 +53,19 @@ async def measure(
     )
     before = _lookups(url)
     try:
+        bounds: dict[str, Any] = {
+            "max_requests": max_requests, "max_seconds": max_seconds,
+            "texts_per_request": texts_per_request, "progress": progress,
+        }  # fmt: skip
         if concurrency is not None:
+            label = label or f"{wire} c={concurrency}"
             result = await closed_loop(
-                client,
-                workload,
-                concurrency=concurrency,
-                max_requests=max_requests,
-                max_seconds=max_seconds,
-                texts_per_request=texts_per_request,
-                label=label or f"{wire} c={concurrency}",
-                progress=progress,
+                client, workload, concurrency=concurrency, label=label, **bounds
             )
         else:
             assert rate is not None
-            result = await open_loop(
-                client,
-                workload,
-                rate=rate,
-                max_requests=max_requests,
-                max_seconds=max_seconds,
-                texts_per_request=texts_per_request,
-                label=label or f"{wire} {rate:g}/s",
-                progress=progress,
-            )
+            label = label or f"{wire} {rate:g}/s"
+            result = await open_loop(client, workload, rate=rate, label=label, **bounds)
     finally:
         await client.aclose()
     return summarize(result, lookup_delta(before, _lookups(url)))
