@@ -39,11 +39,12 @@ def test_not_ready_until_loaded_and_warm(slow_model_dir: Path, tmp_path: Path) -
                 assert live.status_code == 200
                 assert ready.json() == {"ready": False}
                 model_ready = httpx.get(f"{server.url}/v2/models/sentiment/ready", timeout=2)
-                assert model_ready.status_code == 503
                 early = httpx.post(f"{server.url}{PREDICT}", json={"instances": ["hi"]})
-                assert early.status_code == 503
-                assert "not ready" in early.json()["error"]
-                seen_unready = True
+                if model_ready.status_code == 503 and early.status_code == 503:
+                    assert "not ready" in early.json()["error"]
+                    seen_unready = True
+                else:  # warm-up ended between the calls: then the server must say so too
+                    assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200
             elif ready.status_code == 200:
                 break
             time.sleep(0.05)
