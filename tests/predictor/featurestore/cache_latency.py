@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from tests.fixtures.predictor_proc import PredictorProcess
 from tests.fixtures.redis_server import RedisServer
+from tests.predictor.featurestore.test_server_cache import metric
 
 SENTENCE = (
     "the service was slow but the staff were friendly and the coffee was great today "
@@ -84,54 +85,47 @@ def summary(latencies: list[float], codes: Counter[int], seconds: float) -> dict
     }
 
 
-def metric(url: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in httpx.get(f"{url}/metrics", timeout=5).text.splitlines():
-        named = line.startswith((name + "{", name + " "))
-        if named and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+async def timed_phase(
+    server: PredictorProcess, texts: list[str], clients: int, name: str
+) -> dict[str, Any]:
+    """One phase: client-side latency, the server's own mean, and what the cache counted."""
+    series = ("predictor_request_duration_seconds_sum", "predictor_request_duration_seconds_count")
+    results = ("hit", "miss", "error")
+    cache_before = {r: metric(server, "predictor_cache_lookups_total", result=r) for r in results}
+    server_before = [metric(server, m, protocol="v1") for m in series]
+    start = time.perf_counter()
+    lat, codes = await run_phase(server.url, texts, clients, name)
+    out = summary(lat, codes, time.perf_counter() - start)
+    seconds, count = (
+        metric(server, m, protocol="v1") - b for m, b in zip(series, server_before, strict=True)
+    )
+    out["server_mean_ms"] = round(seconds / count * 1000, 2) if count else None
+    out["cache"] = {
+        r: metric(server, "predictor_cache_lookups_total", result=r) - v
+        for r, v in cache_before.items()
+    }
+    return out
 
 
 async def measure(
     server: PredictorProcess, redis: RedisServer, args: argparse.Namespace
 ) -> dict[str, Any]:
-    n = args.clients * args.requests
-    texts = [tweet(i) for i in range(n)]
-    await run_phase(
-        server.url, [tweet(-1 - i) for i in range(args.clients * 4)], args.clients, "warm-up"
-    )
-    out: dict[str, Any] = {}
-    for phase, batch in (("miss", texts), ("hit", texts)):
-        before = {
-            r: metric(server.url, "predictor_cache_lookups_total", result=r)
-            for r in ("hit", "miss", "error")
-        }
-        start = time.perf_counter()
-        lat, codes = await run_phase(server.url, batch, args.clients, phase)
-        out[phase] = summary(lat, codes, time.perf_counter() - start)
-        out[phase]["cache"] = {
-            r: metric(server.url, "predictor_cache_lookups_total", result=r) - v
-            for r, v in before.items()
-        }
-        await asyncio.sleep(1.0)  # let the write-behind land before the hit phase
+    texts = [tweet(i) for i in range(args.clients * args.requests)]
+    warm = [tweet(-1 - i) for i in range(args.clients * 4)]
+    await run_phase(server.url, warm, args.clients, "warm-up")
+    out: dict[str, Any] = {"miss": await timed_phase(server, texts, args.clients, "miss")}
+    await asyncio.sleep(1.0)  # let the write-behind land before the hit phase
+    out["hit"] = await timed_phase(server, texts, args.clients, "hit")
     redis.stop()
-    errors = metric(server.url, "predictor_cache_lookups_total", result="error")
-    start = time.perf_counter()
-    lat, codes = await run_phase(server.url, texts, args.clients, "redis stopped")
-    out["redis_stopped"] = summary(lat, codes, time.perf_counter() - start)
-    out["redis_stopped"]["cache_errors"] = (
-        metric(server.url, "predictor_cache_lookups_total", result="error") - errors
-    )
-    out["redis_stopped"]["featurestore_up"] = metric(
-        server.url, "predictor_featurestore_up", backend="redis"
-    )
-    out["redis_stopped"]["log_warnings"] = sum(
+    stopped = await timed_phase(server, texts, args.clients, "redis stopped")
+    stopped["featurestore_up"] = metric(server, "predictor_featurestore_up", backend="redis")
+    stopped["log_warnings"] = sum(
         "serving without it" in line for line in server.logs().splitlines()
     )
+    out["redis_stopped"] = stopped
     redis.start()
     restarted = time.perf_counter()
-    while metric(server.url, "predictor_featurestore_up", backend="redis") != 1:
+    while metric(server, "predictor_featurestore_up", backend="redis") != 1:
         await asyncio.sleep(0.05)
     out["recovery_s"] = round(time.perf_counter() - restarted, 2)
     return out
