@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 
@@ -60,6 +61,25 @@ async def test_wrong_password_is_a_backend_error(tmp_path_factory: pytest.TempPa
         with pytest.raises(BackendError, match=r"(?i)auth"):
             await anonymous.ping()
         await anonymous.close()
+    finally:
+        server.stop()
+
+
+async def test_tls_and_password_come_from_the_url(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not installed: it makes the test's TLS certificate")
+    server = RedisServer(tmp_path_factory.mktemp("redis-tls"), password="pw", tls=True).start()
+    try:
+        be = backend(server.url(), key_prefix="")
+        await be.set_many({"k": b"over tls"}, 60)
+        assert await be.get_many(["k"]) == [b"over tls"]
+        await be.close()
+        plain = backend(f"redis://:pw@127.0.0.1:{server.port}/0")  # TLS port, no TLS
+        with pytest.raises(BackendError):
+            await plain.ping()
+        await plain.close()
     finally:
         server.stop()
 
