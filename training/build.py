@@ -28,6 +28,10 @@ from training.train import Metrics, embed_all, evaluate, fine_tune, fit_head, pr
 
 log = logging.getLogger("training.build")
 
+# Upper bounds of the top-class score bins in the card's drift reference; the
+# predictor's score histogram should use the same `le` buckets (mlops.drift).
+REFERENCE_SCORE_LE = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
@@ -60,8 +64,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)  # fmt: skip
 
 
-def train(enc: LoadedEncoder, corpus: data.Corpus, args: argparse.Namespace) -> tuple[Metrics, int]:
-    """Fit on the train split, score on the held-out split; returns metrics and train size."""
+def drift_reference(logits: np.ndarray) -> dict[str, object]:
+    """What the model answered on held-out texts: the baseline `mlops.drift` compares live
+    predictions with (predicted-label counts, top-class score counts per `le` bin)."""
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs = z / z.sum(axis=1, keepdims=True)
+    bins = np.searchsorted(REFERENCE_SCORE_LE, probs.max(axis=1), side="left")
+    counts = np.bincount(np.argmax(probs, axis=1), minlength=len(data.LABELS))
+    return {
+        "n": len(probs),
+        "predicted": dict(zip(data.LABELS, counts.tolist(), strict=True)),
+        "score_le": list(REFERENCE_SCORE_LE),
+        "score_counts": np.bincount(bins, minlength=len(REFERENCE_SCORE_LE)).tolist(),
+    }
+
+
+def train(
+    enc: LoadedEncoder, corpus: data.Corpus, args: argparse.Namespace
+) -> tuple[Metrics, int, dict[str, object]]:
+    """Fit on the train split, score on the held-out split; returns metrics, train size and
+    the drift reference."""
     tokenizer = enc.tokenizer()
     train_idx, test_idx = data.stratified_split(
         corpus.labels, args.test_fraction, args.seed, args.limit
@@ -82,7 +104,8 @@ def train(enc: LoadedEncoder, corpus: data.Corpus, args: argparse.Namespace) -> 
                   args.epochs or (1 if args.mode == "quick" else 3), min(args.batch_size, 32),
                   args.lr, args.seed, args.device)  # fmt: skip
         logits = predict_logits(enc.module, tokenizer, test_set.texts, args.batch_size, "evaluate")
-    return evaluate(np.argmax(logits, axis=1), test_set.labels, len(data.LABELS)), len(train_set)
+    metrics = evaluate(np.argmax(logits, axis=1), test_set.labels, len(data.LABELS))
+    return metrics, len(train_set), drift_reference(logits)
 
 
 def build(args: argparse.Namespace) -> tuple[ServingCard, ExportReport] | None:
@@ -97,7 +120,7 @@ def build(args: argparse.Namespace) -> tuple[ServingCard, ExportReport] | None:
              len(corpus), corpus.dropped_duplicates, corpus.sha256[:12])  # fmt: skip
     source = args.encoder or packaged_encoder_dir()
     enc = load_encoder(source, len(data.LABELS), args.max_seq_length)
-    metrics, n_train = train(enc, corpus, args)
+    metrics, n_train, reference = train(enc, corpus, args)
     log.info("held-out accuracy %.4f, macro-F1 %.4f", metrics.accuracy, metrics.macro_f1)
     card = ServingCard(
         name=args.name,
@@ -125,6 +148,7 @@ def build(args: argparse.Namespace) -> tuple[ServingCard, ExportReport] | None:
             "macro_f1": metrics.macro_f1,
             "f1": dict(zip(data.LABELS, metrics.f1_per_label, strict=True)),
         },
+        reference=reference,
     )
     report = export(enc.module, card, enc.tokenizer_json, args.out)
     written = ServingCard.read(args.out)
