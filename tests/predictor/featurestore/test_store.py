@@ -155,3 +155,14 @@ async def test_full_queue_drops_and_counts(redis_server: RedisServer) -> None:
     dropped = sample("predictor_cache_write_errors_total", model="m-full") - before
     assert dropped >= 14  # at most 5 queued (+1 op taken by the writer)
     await fs.close()
+
+
+async def test_a_value_that_does_not_decode_is_a_miss(
+    store: FeatureStore, redis_server: RedisServer
+) -> None:
+    cache = PredictionCache(store, "m-corrupt")
+    redis_server.client().set(keys.prediction_key("m-corrupt", "a", "x"), b'{"label": 1')
+    assert await cache.lookup("a", ["x"]) == [None]
+    assert (
+        sample("predictor_cache_lookups_total", model="m-corrupt", version="a", result="miss") == 1
+    )
