@@ -14,11 +14,12 @@ import argparse
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, FastAPI, Query
 from fastapi.responses import Response
 
@@ -107,7 +108,10 @@ def summarise(
     return out
 
 
-def router(cache: PredictionCache, labels: Any) -> APIRouter:
+Labels = Callable[[], Sequence[str]]
+
+
+def router(cache: PredictionCache, labels: Labels) -> APIRouter:
     """The users route over `cache`; `labels()` gives the loaded model's labels."""
     api = APIRouter()
 
@@ -136,14 +140,13 @@ def router(cache: PredictionCache, labels: Any) -> APIRouter:
             buckets=buckets,
             points=points,
         )
-        import orjson
-
         return Response(orjson.dumps(body), media_type="application/json")
 
     return api
 
 
-def install(app: FastAPI, cache: PredictionCache, labels: Any) -> None:
+def install(app: FastAPI, cache: PredictionCache, labels: Labels) -> None:
+    """Add the users route to the server's app (called by predictor.server)."""
     app.include_router(router(cache, labels))
 
 
@@ -194,7 +197,6 @@ def plot(summary: dict[str, Any], out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     import httpx
-    import orjson
 
     parser = argparse.ArgumentParser(
         prog="python -m predictor.users",
