@@ -68,6 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min-requests", type=float, default=lv.min_requests)
     p.add_argument("--max-error-increase", type=float, default=lv.max_error_increase)
     p.add_argument("--p99-tolerance", type=float, default=lv.p99_tolerance)
+    p.add_argument("--p99-slack-ms", type=float, default=lv.p99_slack_s * 1000)
     return p.parse_args(argv)  # fmt: skip
 
 
@@ -82,7 +83,8 @@ def decide(args: argparse.Namespace, now: Rollout) -> list[Check]:
                             f"the canary has {now.percent}%: going further needs --prometheus",
                             Verdict.HOLD))  # fmt: skip
         return checks
-    live = LiveRules(args.window, args.min_requests, args.max_error_increase, args.p99_tolerance)
+    live = LiveRules(args.window, args.min_requests, args.max_error_increase, args.p99_tolerance,
+                     args.p99_slack_ms / 1000)  # fmt: skip
     stable, cand = ServingCard.read(args.stable), ServingCard.read(args.candidate)
     return checks + live_checks(
         Prometheus(args.prometheus), cand.name, stable.version, cand.version, live

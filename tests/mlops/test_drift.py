@@ -63,7 +63,9 @@ def test_too_few_predictions_give_no_verdict(
     assert "no verdict" in out
 
 
-def test_unreachable_source_is_an_error(stable_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_source_is_an_error(
+    stable_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _ = _run(capsys, "--model-dir", str(stable_dir), "--prometheus", "http://127.0.0.1:9")
     assert code == drift.ERROR
 
