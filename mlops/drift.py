@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlops import cli_parser, configure_logging
 from mlops.live import (
     DEFAULT_KEY_PREFIX,
     Distribution,
@@ -131,15 +132,7 @@ def plot(report: DriftReport, path: Path) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument(
-        "--model-dir",
-        type=Path,
-        default=Path("models/sentiment"),
-        help="model directory whose card holds the reference",
-    )
+    p = cli_parser(__doc__, ("--model-dir", "model directory whose card holds the reference"))
     p.add_argument("--version", default="", help="live version to read (default: the card's)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--prometheus", metavar="URL", help="Prometheus base URL")
@@ -167,7 +160,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()
     args = parse_args(argv)
     try:
         card = ServingCard.read(args.model_dir)

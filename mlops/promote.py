@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from mlops import cli_parser, configure_logging
 from mlops.canary import STEPS, Rollout, next_step, next_values
 from mlops.gates import (
     Check,
@@ -40,9 +41,7 @@ FAILED = 1
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     o, lv = OfflineRules(), LiveRules()
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli_parser(__doc__)
     p.add_argument("--stable", type=Path, required=True, help="model directory serving now")
     p.add_argument("--candidate", type=Path, required=True, help="model directory to promote")
     p.add_argument(
@@ -102,7 +101,7 @@ def render(v: Verdict, checks: list[Check], now: Rollout, values: dict[str, obje
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()
     args = parse_args(argv)
     steps = tuple(sorted(int(s) for s in args.steps.split(",")))
     try:

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mlops import cli_parser, configure_logging
 from predictor.modelcard import ServingCard
 from training import build, data
 from training.export import ParityError
@@ -30,15 +31,7 @@ REPORT = "candidate_report"
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument(
-        "--serving",
-        type=Path,
-        default=Path("models/sentiment"),
-        help="the model directory serving now (read, never written)",
-    )
+    p = cli_parser(__doc__, ("--serving", "the model directory serving now (read, never written)"))
     p.add_argument(
         "--candidates",
         type=Path,
@@ -136,7 +129,7 @@ def retrain(args: argparse.Namespace, build_argv: list[str]) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()
     args, build_argv = parse_args(argv)
     try:
         final = retrain(args, build_argv)

@@ -19,6 +19,19 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     return code, capsys.readouterr().out
 
 
+def _drift_on(
+    store: StoreBacked,
+    texts: list[str],
+    card_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    *argv: str,
+) -> tuple[int, str]:
+    """Serve `texts`, wait for them in Redis, run drift on that window against `card_dir`."""
+    store.answer(texts)
+    store.wait_stored(len(set(texts)))
+    return _run(capsys, "--redis", store.redis.url(), "--model-dir", str(card_dir), *argv)
+
+
 def _psi(out: str) -> list[float]:
     return [float(line.split()[-1]) for line in out.splitlines() if line.startswith("PSI")]
 
@@ -27,11 +40,8 @@ def test_held_out_like_traffic_is_not_drift(
     fresh_store: StoreBacked, stable_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     texts = shared_heldout([ServingCard.read(stable_dir)], 300, seed=1).texts
-    fresh_store.answer(texts)
-    fresh_store.wait_stored(len(set(texts)))
     png = tmp_path / "drift.png"
-    code, out = _run(capsys, "--model-dir", str(stable_dir), "--redis",
-                     fresh_store.redis.url(), "--png", str(png))  # fmt: skip
+    code, out = _drift_on(fresh_store, texts, stable_dir, capsys, "--png", str(png))
     assert code == drift.OK, out
     assert len(_psi(out)) == 2 and max(_psi(out)) <= 0.2, out
     assert "live n=300" in out
@@ -42,9 +52,9 @@ def test_one_sided_traffic_is_drift(
     fresh_store: StoreBacked, stable_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Order updates: the tiny model calls nearly all of them one label with high scores.
-    fresh_store.answer([f"order number {i} shipped" for i in range(200)])
-    fresh_store.wait_stored(200)
-    code, out = _run(capsys, "--model-dir", str(stable_dir), "--redis", fresh_store.redis.url())
+    code, out = _drift_on(
+        fresh_store, [f"order number {i} shipped" for i in range(200)], stable_dir, capsys
+    )
     assert code == drift.DRIFT, out
     assert "DRIFT" in out and max(_psi(out)) > 0.2
     # the same window under a looser threshold passes: the exit code follows --max-psi
@@ -56,9 +66,7 @@ def test_one_sided_traffic_is_drift(
 def test_too_few_predictions_give_no_verdict(
     fresh_store: StoreBacked, stable_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fresh_store.answer([f"just {i}" for i in range(5)])
-    fresh_store.wait_stored(5)
-    code, out = _run(capsys, "--model-dir", str(stable_dir), "--redis", fresh_store.redis.url())
+    code, out = _drift_on(fresh_store, [f"just {i}" for i in range(5)], stable_dir, capsys)
     assert code == drift.TOO_FEW, out
     assert "no verdict" in out
 
