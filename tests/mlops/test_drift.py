@@ -41,9 +41,13 @@ def test_held_out_like_traffic_is_not_drift(
 ) -> None:
     texts = shared_heldout([ServingCard.read(stable_dir)], 300, seed=1).texts
     png = tmp_path / "drift.png"
-    code, out = _drift_on(fresh_store, texts, stable_dir, capsys, "--png", str(png))
+    # The tiny model's reference is 60 texts in 8 score bins: sampling noise alone gives a
+    # score PSI near 0.2 (0.19 measured), so this test allows 0.25; real builds hold ~5,600.
+    code, out = _drift_on(fresh_store, texts, stable_dir, capsys, "--png", str(png),
+                          "--max-psi", "0.25")  # fmt: skip
     assert code == drift.OK, out
-    assert len(_psi(out)) == 2 and max(_psi(out)) <= 0.2, out
+    label_psi, score_psi = _psi(out)
+    assert label_psi < 0.05 and score_psi <= 0.25, out
     assert "live n=300" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
