@@ -103,8 +103,8 @@ def render(v: Verdict, checks: list[Check], now: Rollout, values: dict[str, obje
 def main(argv: list[str] | None = None) -> int:
     configure_logging()
     args = parse_args(argv)
-    steps = tuple(sorted(int(s) for s in args.steps.split(",")))
     try:
+        steps = tuple(sorted(int(s) for s in args.steps.split(",")))
         now = Rollout.from_values(args.current_values)
         checks = decide(args, now)
     except (HeldOutError, PromError, OSError, ValueError, yaml.YAMLError) as exc:
