@@ -95,9 +95,11 @@ def test_route_and_cli(server: PredictorProcess, module_x_api: FakeXApi, tmp_pat
     )
     assert resp.status_code == 200, resp.text
     labels = [p["label"] for p in resp.json()["predictions"][:6]]
-    time.sleep(0.3)  # write-behind
-
-    got = httpx.get(f"{server.url}/v1/users/frank/sentiment", params={"points": True})
+    deadline = time.monotonic() + 5  # the history lands after the response (write-behind)
+    while (
+        got := httpx.get(f"{server.url}/v1/users/frank/sentiment", params={"points": True})
+    ).status_code == 404 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert got.status_code == 200, got.text
     body = got.json()
     assert body["username"] == "frank"
