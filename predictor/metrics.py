@@ -29,6 +29,9 @@ LATENCY_BUCKETS = (
 # A text that finds the engine idle waits microseconds; under load, a batch or two.
 QUEUE_BUCKETS = (0.0001, 0.00025, *LATENCY_BUCKETS)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+# Top-class probability bins; the model card's drift reference uses the same edges
+# (training/build.py), so live and reference histograms compare bin for bin.
+SCORE_BUCKETS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 
 UNKNOWN_MODEL = "unknown"
 
@@ -130,6 +133,21 @@ SHED = ModelSeries(
         "predictor_shed_requests_total",
         "Requests refused with 503 because the batch queue was full.",
         ["model", "version"],
+    )
+)
+PREDICTIONS = ModelSeries(
+    Counter(
+        "predictor_predictions_total",
+        "Predictions answered, by predicted label (cache hits included): the drift signal.",
+        ["model", "version", "label"],
+    )
+)
+PREDICTION_SCORE = ModelSeries(
+    Histogram(
+        "predictor_prediction_score",
+        "Probability of the predicted label, per prediction (cache hits included).",
+        ["model", "version"],
+        buckets=SCORE_BUCKETS,
     )
 )
 MODEL_INFO = Gauge(

@@ -192,6 +192,8 @@ class SentimentModel(Model):
                     )
             if p.truncated and hit is None:
                 metrics.TRUNCATED.labels(self.name).inc()
+            metrics.PREDICTIONS.labels(self.name, p.label).inc()
+            metrics.PREDICTION_SCORE.labels(self.name).observe(p.score)
             predictions.append(p)
         resolved = [i.tweet for i in inputs if i.tweet is not None]
         self.cache.remember(

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from predictor.metrics import SCORE_BUCKETS
 from predictor.modelcard import ServingCard
 from training import data
 from training.encoder import (
@@ -30,7 +31,7 @@ log = logging.getLogger("training.build")
 
 # Upper bounds of the top-class score bins in the card's drift reference; the
 # predictor's score histogram should use the same `le` buckets (mlops.drift).
-REFERENCE_SCORE_LE = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+REFERENCE_SCORE_LE = SCORE_BUCKETS  # the predictor exports live scores in the same bins
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

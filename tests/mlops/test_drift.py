@@ -86,11 +86,7 @@ def test_prometheus_window_matches_the_answers(
     predictor: PredictorProcess, stable_dir: Path, start_prometheus: StartPrometheus
 ) -> None:
     metrics = httpx.get(f"{predictor.url}/metrics", timeout=10).text
-    if LABEL_COUNTER not in metrics:
-        pytest.skip(
-            f"the predictor does not export {LABEL_COUNTER}{{model,version,label}} yet "
-            "(see the MLOps section of README.md); drift reads the feature store meanwhile"
-        )
+    assert LABEL_COUNTER in metrics, "the drift signal must be exported"
     prom = start_prometheus([f"127.0.0.1:{predictor.http_port}"])
     card = ServingCard.read(stable_dir)
     v1(predictor, ["first answer: creates the series before the window counts"])

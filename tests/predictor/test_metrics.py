@@ -22,6 +22,8 @@ CONTRACT = {
     "predictor_shed_requests": "counter",
     "predictor_model_info": "gauge",
     "predictor_model_ready": "gauge",
+    "predictor_predictions": "counter",  # drift signal (mlops.drift)
+    "predictor_prediction_score": "histogram",
     "predictor_cache_lookups": "counter",
     "predictor_cache_lookup_duration_seconds": "histogram",
     "predictor_cache_write_errors": "counter",
@@ -33,7 +35,10 @@ CONTRACT = {
     "process_cpu_seconds": "counter",  # prometheus-client's process collector
     "process_resident_memory_bytes": "gauge",
 }
+UNITLESS_HISTOGRAMS = {"predictor_batch_size", "predictor_prediction_score"}  # counts, 0..1
 VERSIONED = (
+    "predictor_predictions",
+    "predictor_prediction_score",
     "predictor_requests",
     "predictor_request_duration_seconds",
     "predictor_inflight_requests",
@@ -69,7 +74,7 @@ def test_predictor_families_follow_prometheus_conventions(families: dict) -> Non
             continue
         assert family.documentation, f"{name} has no HELP"
         assert "millis" not in name and not name.endswith("_ms"), f"{name}: use base units"
-        if family.type == "histogram" and name != "predictor_batch_size":
+        if family.type == "histogram" and name not in UNITLESS_HISTOGRAMS:
             assert name.endswith("_seconds"), f"{name}: a latency histogram in seconds"
 
 
