@@ -51,9 +51,7 @@ def fleet(stable_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             s.start()
         for s in servers.values():
             s.wait_ready()
-        prom.start().wait_ready()
-        # the shared fixture's wait_scraping returns once any one target is up: wait for all
-        assert prom.wait_for(f"count(up == 1) == {len(servers)}", 30), prom.logs()
+        prom.start().wait_ready().wait_scraping()
         for s in servers.values():  # create every series before the window starts counting
             v1(s, ["first"])
             assert v1(s, ["a", "b", "c"]).status_code in (200, 503)
