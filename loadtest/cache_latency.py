@@ -1,6 +1,6 @@
 """Measure a cache hit against a miss through a real predictor, and a Redis outage.
 
-    .venv/bin/python -m tests.predictor.featurestore.cache_latency \
+    .venv/bin/python -m loadtest.cache_latency \
         --model-dir models/sentiment --clients 16 --requests 50
 
 Starts redis-server and the predictor on free ports, then with N concurrent
