@@ -29,6 +29,7 @@ echo "make-base-image: debootstrap bookworm into $rootfs" >&2
 debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
   bookworm "$rootfs" http://deb.debian.org/debian >/dev/null
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin
+chmod 0755 "$rootfs"  # mktemp made it 0700, and tar records it as the image's `/`
 tar -C "$rootfs" -c . | podman "${storage[@]}" import \
   --change 'CMD ["python3"]' --change 'ENV LANG=C.UTF-8' - "$image" >/dev/null
 echo "make-base-image: $image ($(podman "${storage[@]}" image inspect "$image" --format '{{.Size}}') bytes)" >&2
