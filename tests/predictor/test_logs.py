@@ -25,11 +25,13 @@ from tests.fixtures.predictor_proc import PredictorProcess
 
 
 def _lines(server: PredictorProcess, request_id: str, wait: float = 5.0) -> list[dict[str, Any]]:
-    """The server's log lines for one request id (polled: the log is written asynchronously)."""
+    """The server's log lines for one request id, polled until its access line (the last one
+    a request writes, after the response is sent) is there or `wait` runs out."""
     deadline = time.monotonic() + wait
     while True:
         found = [e for e in _entries(server) if e.get("request_id") == request_id]
-        if found or time.monotonic() > deadline:
+        done = any(e.get("logger") == "predictor.access" for e in found)
+        if done or time.monotonic() > deadline:
             return found
         time.sleep(0.05)
 
