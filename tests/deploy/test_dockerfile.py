@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
@@ -76,6 +77,34 @@ def test_model_stage_builds_the_torchscript_artefact() -> None:
     # Only the modules training imports: a predictor-only change must not retrain.
     copies = [line for line in model if line.startswith("COPY")]
     assert not any(line.startswith("COPY predictor/ ") for line in copies)
+
+
+def _predictor_imports(path: Path) -> set[str]:
+    """`predictor.x` modules a source file imports (absolute imports, as the packages use)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        found |= {n for n in names if n.startswith("predictor.")}
+    return found
+
+
+def test_model_stage_copies_what_training_imports() -> None:
+    """The model stage copies a short list of predictor modules; it must hold every predictor
+    module that training/ imports, directly or through those modules, or the build breaks."""
+    needed: set[str] = set()
+    todo = [p for p in (REPO / "training").glob("*.py")]
+    while todo:
+        for module in _predictor_imports(todo.pop()) - needed:
+            needed.add(module)
+            todo.append(REPO / (module.replace(".", "/") + ".py"))
+    copy = next(line for line in stages()["model"] if line.startswith("COPY predictor/"))
+    copied = {f.removesuffix(".py").replace("/", ".") for f in copy.split()[1:-1]}
+    assert needed <= copied, f"add to the model stage's COPY: {sorted(needed - copied)}"
 
 
 def test_runtime_has_only_venv_model_and_predictor() -> None:
