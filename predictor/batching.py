@@ -4,6 +4,12 @@ One consumer task takes whatever queued while the engine was busy (up to the
 cap), optionally waits `max_delay` for more, and awaits the engine. Under load,
 batches form by themselves with no added latency; when idle, a lone request
 runs at once (with the default delay of 0).
+
+When more texts wait than one batch holds, the batch is the oldest text plus
+the queued texts closest below it in length (within a window of the oldest
+`length_window`): every batch is padded to the longest text in it, so mixing
+a 10-token and a 90-token tweet wastes most of a forward pass. The oldest
+text always goes next, so grouping never starves a long text.
 """
 
 from __future__ import annotations
@@ -52,15 +58,19 @@ class Batcher:
         max_batch_size: int,
         max_delay_s: float,
         max_queue: int,
+        length_window: int = 1,
     ) -> None:
         self._run_batch = run_batch
         self._model = model_name
         self.max_batch_size = max_batch_size
         self.max_delay_s = max_delay_s
         self.max_queue = max_queue
+        self.length_window = length_window
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        self._pending: list[_Item] = []  # taken off the queue, oldest first, not yet run
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._stop_seen = False
 
     def start(self) -> None:
         """Start the consumer on the running loop."""
@@ -71,9 +81,10 @@ class Batcher:
         """Queue the texts and wait for their rows, in order."""
         if self._closing or self._task is None:
             raise NotReady("the server is shutting down and takes no new requests")
-        if self._queue.qsize() + len(texts) > self.max_queue:
+        waiting = self._queue.qsize() + len(self._pending)
+        if waiting + len(texts) > self.max_queue:
             metrics.SHED.labels(self._model).inc()
-            raise NotReady(f"overloaded: {self._queue.qsize()} texts already queued; retry later")
+            raise NotReady(f"overloaded: {waiting} texts already queued; retry later")
         loop = asyncio.get_running_loop()
         items = [_Item(t, loop.create_future()) for t in texts]
         for item in items:
@@ -88,34 +99,67 @@ class Batcher:
             await self._task
             self._task = None
 
-    async def _collect(self, first: _Item) -> tuple[list[_Item], bool]:
-        """Gather a batch after `first`; the flag says the stop marker was seen."""
-        batch = [first]
-        deadline = time.perf_counter() + self.max_delay_s
-        while len(batch) < self.max_batch_size:
+    def _take_queued(self) -> None:
+        """Move everything queued right now to `_pending`, noting the stop marker."""
+        while True:
             try:
                 item = self._queue.get_nowait()
             except asyncio.QueueEmpty:
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self._queue.get(), remaining)
-                except TimeoutError:
-                    break
+                return
             if item is None:
-                return batch, True
-            batch.append(item)
-        return batch, False
+                self._stop_seen = True
+            else:
+                self._pending.append(item)
+
+    async def _fill(self) -> None:
+        """Wait for a first text, then up to `max_delay` for the batch to fill."""
+        if not self._pending and not self._stop_seen:
+            item = await self._queue.get()
+            if item is None:
+                self._stop_seen = True
+                return
+            self._pending.append(item)
+        self._take_queued()
+        deadline = time.perf_counter() + self.max_delay_s
+        while len(self._pending) < self.max_batch_size and not self._stop_seen:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                break
+            try:
+                item = await asyncio.wait_for(self._queue.get(), remaining)
+            except TimeoutError:
+                break
+            if item is None:
+                self._stop_seen = True
+            else:
+                self._pending.append(item)
+                self._take_queued()
+
+    def _next_batch(self) -> list[_Item]:
+        """The oldest text and, from the window, the texts just shorter than it."""
+        cap = self.max_batch_size
+        if len(self._pending) <= cap:
+            batch, self._pending = self._pending, []
+            return batch
+        window = self._pending[: max(self.length_window, cap)]
+        order = sorted(range(len(window)), key=lambda i: (len(window[i].text), i))
+        head = order.index(0)
+        start = max(0, min(head - cap + 1, len(order) - cap))
+        chosen = set(order[start : start + cap])
+        batch = [window[i] for i in sorted(chosen)]
+        self._pending = [it for i, it in enumerate(window) if i not in chosen] + self._pending[
+            len(window) :
+        ]
+        return batch
 
     async def _consume(self) -> None:
-        stop = False
-        while not stop:
-            first = await self._queue.get()
-            if first is None:
-                break
-            batch, stop = await self._collect(first)
-            await self._run(batch)
+        while True:
+            await self._fill()
+            if not self._pending:
+                if self._stop_seen:
+                    return
+                continue
+            await self._run(self._next_batch())
 
     async def _run(self, batch: list[_Item]) -> None:
         live = [i for i in batch if not i.future.done()]  # drop texts of cancelled requests

@@ -101,12 +101,14 @@ class SentimentModel(Model):
             return card
 
         self.card = await loop.run_in_executor(engine._executor, load_and_warm)
+        cap = self.settings.batch_size_for(engine.device)
         self._batcher = Batcher(
             engine.run,
             model_name=self.name,
-            max_batch_size=self.settings.batch_size_for(engine.device),
+            max_batch_size=cap,
             max_delay_s=self.settings.max_batch_delay_ms / 1000.0,
             max_queue=self.settings.max_queue_texts,
+            length_window=self.settings.batch_length_window * cap,
         )
         self._batcher.start()
         await self.featurestore.start()

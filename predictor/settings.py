@@ -53,6 +53,15 @@ class ServingSettings(BaseSettings):
         description="How long the first text of a batch waits for company. 0 batches only "
         "what queued while the model was busy, which adds no latency when idle.",
     )
+    batch_length_window: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="In batches: when more texts wait than one batch holds, the oldest "
+        "this-many batches' worth are grouped by length (less padding per forward pass). "
+        "1 keeps arrival order. Measured at 64 clients on 2 CPU cores: 2 gave about +7% "
+        "throughput for +10% p99; 8 gave +13% but doubled p99 (long texts wait longer).",
+    )
     max_queue_texts: int = Field(
         4096,
         ge=1,

@@ -118,3 +118,43 @@ async def test_cancelled_request_is_skipped() -> None:
     await busy
     await batcher.close()
     assert ["gone"] not in engine.batches
+
+
+async def test_a_backlog_is_grouped_by_length_oldest_first() -> None:
+    engine = RecordingEngine(delay=0.05)
+    batcher = make(engine, cap=2)
+    batcher.length_window = 16
+    blocker = asyncio.create_task(batcher.submit(["b" * 3]))  # keeps the engine busy
+    await asyncio.sleep(0.01)
+    lengths = [50, 5, 40, 6, 45, 4]  # arrival order, while the engine is busy
+    rows = await asyncio.gather(*(batcher.submit(["x" * n]) for n in lengths))
+    await blocker
+    assert [r[0].probabilities[0] for r in rows] == lengths  # every caller got its own row
+    # the oldest (50) goes first with its nearest shorter neighbour (45); then the oldest
+    # left (5) with 4; then 40 with 6
+    assert [sorted(len(t) for t in b) for b in engine.batches[1:]] == [[45, 50], [4, 5], [6, 40]]
+    await batcher.close()
+
+
+async def test_window_of_one_keeps_arrival_order() -> None:
+    engine = RecordingEngine(delay=0.05)
+    batcher = make(engine, cap=2)
+    batcher.length_window = 1
+    blocker = asyncio.create_task(batcher.submit(["b"]))
+    await asyncio.sleep(0.01)
+    await asyncio.gather(*(batcher.submit(["x" * n]) for n in [50, 5, 40, 6]))
+    await blocker
+    assert [[len(t) for t in b] for b in engine.batches[1:]] == [[50, 5], [40, 6]]
+    await batcher.close()
+
+
+async def test_close_drains_a_grouped_backlog() -> None:
+    engine = RecordingEngine(delay=0.02)
+    batcher = make(engine, cap=3)
+    batcher.length_window = 64
+    pending = [asyncio.create_task(batcher.submit(["y" * (n % 7 + 1)])) for n in range(20)]
+    await asyncio.sleep(0.005)
+    await batcher.close()
+    rows = await asyncio.wait_for(asyncio.gather(*pending), 1)  # all answered, none lost
+    assert [r[0].probabilities[0] for r in rows] == [n % 7 + 1 for n in range(20)]
+    assert sum(len(b) for b in engine.batches) == 20
