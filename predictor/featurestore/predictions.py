@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -86,6 +87,22 @@ class PredictionCache:
         self.store = store
         self.model = model
         self._latency = metrics.CACHE_LOOKUP_LATENCY.labels(model)
+        remote = store.backend.name != "memory"
+        self._near_cap = store.settings.near_cache_entries if remote else 0
+        self._near: OrderedDict[str, Prediction] = OrderedDict()
+
+    def _near_get(self, key: str) -> Prediction | None:
+        p = self._near.get(key)
+        if p is not None:
+            self._near.move_to_end(key)
+        return p
+
+    def _near_put(self, key: str, p: Prediction) -> None:
+        if self._near_cap:
+            self._near[key] = p
+            self._near.move_to_end(key)
+            while len(self._near) > self._near_cap:
+                self._near.popitem(last=False)
 
     def _count(self, version: str, result: str, n: int) -> None:
         if n:
@@ -96,15 +113,24 @@ class PredictionCache:
         if not self.store.settings.cache_enabled or not texts:
             return [None] * len(texts)
         ks = [keys.prediction_key(self.model, version, t) for t in texts]
-        start = time.perf_counter()
-        try:
-            raw = await self.store.get_many(ks)
-        except Unavailable:
-            self._count(version, "error", len(texts))
-            return [None] * len(texts)
-        finally:
-            self._latency.observe(time.perf_counter() - start)
-        found = [decode_prediction(r) if r is not None else None for r in raw]
+        found = [self._near_get(k) for k in ks]
+        todo = [i for i, p in enumerate(found) if p is None]
+        near_hits = len(texts) - len(todo)
+        if todo:
+            start = time.perf_counter()
+            try:
+                raw = await self.store.get_many([ks[i] for i in todo])
+            except Unavailable:
+                self._count(version, "hit", near_hits)
+                self._count(version, "error", len(todo))
+                return found
+            finally:
+                self._latency.observe(time.perf_counter() - start)
+            for i, r in zip(todo, raw, strict=True):
+                p = decode_prediction(r) if r is not None else None
+                if p is not None:
+                    found[i] = p
+                    self._near_put(ks[i], p)
         hits = sum(p is not None for p in found)
         self._count(version, "hit", hits)
         self._count(version, "miss", len(texts) - hits)
@@ -122,9 +148,9 @@ class PredictionCache:
         op = WriteOp(self.model, values=dict(extra or {}))
         if self.store.settings.cache_enabled:
             for text, prediction in computed:
-                op.values[keys.prediction_key(self.model, version, text)] = encode_prediction(
-                    prediction
-                )
+                key = keys.prediction_key(self.model, version, text)
+                op.values[key] = encode_prediction(prediction)
+                self._near_put(key, prediction)
         now = time.time()
         for a in authored:
             entry = HistoryEntry(

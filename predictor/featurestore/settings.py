@@ -32,6 +32,13 @@ class FeatureStoreSettings(BaseSettings):
     key_prefix: str = Field(
         "tss:", description="Prepended to every key, so one Redis can be shared safely."
     )
+    near_cache_entries: int = Field(
+        10_000,
+        ge=0,
+        description="Predictions also kept in process (LRU) in front of a remote backend, so "
+        "a repeated text costs no round trip. Safe: a (model, version, text) prediction never "
+        "changes. 0 turns it off; unused with the memory backend, which is in process.",
+    )
     memory_max_entries: int = Field(
         100_000, ge=1, description="Entries kept by the memory backend before LRU eviction."
     )

@@ -65,6 +65,8 @@ def server(
         "PREDICTOR_X_API_BASE_URL": module_x_api.url,
         "PREDICTOR_X_BEARER_TOKEN": TOKEN,
         "PREDICTOR_WRITE_TIMEOUT_S": "5",  # outlasts the 3 s write pause below
+        # these tests watch Redis itself; the in-process near cache would answer repeats
+        "PREDICTOR_NEAR_CACHE_ENTRIES": "0",
         **FAST_RECOVERY,
     }
     log = tmp_path_factory.mktemp("cached") / "predictor.log"

@@ -37,7 +37,7 @@ def make(url: str, **kw: object) -> FeatureStore:
         breaker_reset_s=0.3,
         health_interval_s=0.2,
         cache_ttl_seconds=3600,
-        **kw,  # type: ignore[arg-type]
+        **{"near_cache_entries": 0, **kw},  # type: ignore[arg-type]  # 0: watch Redis itself
     )
     return FeatureStore(settings)
 
@@ -166,3 +166,24 @@ async def test_a_value_that_does_not_decode_is_a_miss(
     assert (
         sample("predictor_cache_lookups_total", model="m-corrupt", version="a", result="miss") == 1
     )
+
+
+async def test_near_cache_answers_repeats_without_a_round_trip(
+    redis_server: RedisServer,
+) -> None:
+    fs = make(redis_server.url(), near_cache_entries=2)
+    await fs.start()
+    try:
+        cache = PredictionCache(fs, "m-near")
+        cache.remember("a", [("x", P)])
+        await fs.writer.join()
+        redis_server.stop()  # from here only the in-process layer can answer
+        assert await cache.lookup("a", ["x", "y"]) == [P, None]
+        assert sample("predictor_cache_lookups_total", model="m-near", version="a",
+                      result="hit") == 1  # fmt: skip
+        assert await cache.lookup("b", ["x"]) == [None]  # another version: never shared
+        cache.remember("a", [("y", P), ("z", P)])  # cap 2: the oldest (x) is evicted
+        assert await cache.lookup("a", ["z", "y", "x"]) == [P, P, None]
+    finally:
+        redis_server.start()
+        await fs.close()
