@@ -39,11 +39,10 @@ from loadtest.baselines.per_request import PerRequestModel
 from loadtest.clients import Wire
 from loadtest.corpus import TextPool, hot_set, load_pool, unique_texts
 from loadtest.measure import measure
-from loadtest.process import REPO, PredictorProcess
+from loadtest.process import REDIS_BIN, REPO, PredictorProcess, RedisServer
 from loadtest.report import markdown_table, plot_latency_vs_throughput, summary_table, write_json
 from loadtest.stats import Summary
 from predictor.tokenization import encode
-from tests.fixtures.redis_server import REDIS_BIN, RedisServer
 
 RESULTS = REPO / "loadtest" / "results"
 TINY_MODEL = Path("/tmp/tinymodel")

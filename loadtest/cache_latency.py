@@ -25,9 +25,8 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
-from tests.fixtures.predictor_proc import PredictorProcess
-from tests.fixtures.redis_server import RedisServer
-from tests.predictor.featurestore.test_server_cache import metric
+from loadtest.process import PredictorProcess, RedisServer
+from loadtest.promstats import sample_sum
 
 SENTENCE = (
     "the service was slow but the staff were friendly and the coffee was great today "
@@ -91,17 +90,20 @@ async def timed_phase(
     """One phase: client-side latency, the server's own mean, and what the cache counted."""
     series = ("predictor_request_duration_seconds_sum", "predictor_request_duration_seconds_count")
     results = ("hit", "miss", "error")
-    cache_before = {r: metric(server, "predictor_cache_lookups_total", result=r) for r in results}
-    server_before = [metric(server, m, protocol="v1") for m in series]
+    cache_before = {
+        r: sample_sum(server.url, "predictor_cache_lookups_total", result=r) for r in results
+    }
+    server_before = [sample_sum(server.url, m, protocol="v1") for m in series]
     start = time.perf_counter()
     lat, codes = await run_phase(server.url, texts, clients, name)
     out = summary(lat, codes, time.perf_counter() - start)
     seconds, count = (
-        metric(server, m, protocol="v1") - b for m, b in zip(series, server_before, strict=True)
+        sample_sum(server.url, m, protocol="v1") - b
+        for m, b in zip(series, server_before, strict=True)
     )
     out["server_mean_ms"] = round(seconds / count * 1000, 2) if count else None
     out["cache"] = {
-        r: metric(server, "predictor_cache_lookups_total", result=r) - v
+        r: sample_sum(server.url, "predictor_cache_lookups_total", result=r) - v
         for r, v in cache_before.items()
     }
     return out
@@ -118,14 +120,16 @@ async def measure(
     out["hit"] = await timed_phase(server, texts, args.clients, "hit")
     redis.stop()
     stopped = await timed_phase(server, texts, args.clients, "redis stopped")
-    stopped["featurestore_up"] = metric(server, "predictor_featurestore_up", backend="redis")
+    stopped["featurestore_up"] = sample_sum(
+        server.url, "predictor_featurestore_up", backend="redis"
+    )
     stopped["log_warnings"] = sum(
         "serving without it" in line for line in server.logs().splitlines()
     )
     out["redis_stopped"] = stopped
     redis.start()
     restarted = time.perf_counter()
-    while metric(server, "predictor_featurestore_up", backend="redis") != 1:
+    while sample_sum(server.url, "predictor_featurestore_up", backend="redis") != 1:
         await asyncio.sleep(0.05)
     out["recovery_s"] = round(time.perf_counter() - restarted, 2)
     return out

@@ -1,4 +1,4 @@
-"""Server processes on free loopback ports: the predictor and its benchmark stand-ins.
+"""Server processes on free loopback ports: the predictor, its benchmark stand-ins, Redis.
 
 The benchmark and the tests both need real processes; they share this one
 launcher (tests/fixtures/predictor_proc.py imports it) so start-up, readiness
@@ -8,6 +8,7 @@ and shutdown behave the same in both.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import redis
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -100,3 +102,71 @@ class PredictorProcess:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+REDIS_BIN = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+@dataclass
+class RedisServer:
+    """`redis-server` with no persistence; `stop`/`start` keep the port.
+
+    With `tls=True` it speaks only TLS, with a self-signed certificate for
+    127.0.0.1 that `url()` tells the client to trust.
+    """
+
+    workdir: Path
+    password: str | None = None
+    tls: bool = False
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def url(self, password: str | None = None) -> str:
+        pw = self.password if password is None else password
+        auth = f":{pw}@" if pw else ""
+        if self.tls:
+            return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.workdir / 'tls.crt'}"
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def _tls_args(self) -> list[str]:
+        cert, key = self.workdir / "tls.crt", self.workdir / "tls.key"
+        if not cert.exists():
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                 "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                 "-addext", "subjectAltName=IP:127.0.0.1"],
+                check=True, capture_output=True,
+            )  # fmt: skip
+        return [
+            "--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(cert),
+            "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert),
+            "--tls-auth-clients", "no",
+        ]  # fmt: skip
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        cmd = [
+            REDIS_BIN, *(self._tls_args() if self.tls else ["--port", str(self.port)]),
+            "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
+            "--logfile", str(self.workdir / "redis.log"),
+        ]  # fmt: skip
+        if self.password:
+            cmd += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.client().ping():
+                    return self
+            except redis.ConnectionError:
+                time.sleep(0.02)
+        raise TimeoutError(f"redis-server on port {self.port} did not answer PING")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url(), socket_timeout=2)

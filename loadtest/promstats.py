@@ -26,6 +26,17 @@ def read_counter(url: str, sample: str, by: str, timeout: float = 5.0) -> dict[s
     return totals or None
 
 
+def sample_sum(url: str, sample: str, **labels: str) -> float:
+    """Sum of the samples called `sample` whose labels include `labels` (0 when none)."""
+    text = httpx.get(f"{url.rstrip('/')}/metrics", timeout=5.0).text
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
 def cache_lookups(url: str) -> dict[str, float] | None:
     """Cache lookups so far by result (hit, miss, error), or None without a cache."""
     return read_counter(url, CACHE_LOOKUPS, "result")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 from kserve import InferenceGRPCClient, InferInput, InferRequest
 
+from loadtest.promstats import sample_sum
 from tests.fixtures.fake_x_api import TOKEN, FakeXApi
 from tests.fixtures.predictor_proc import PredictorProcess
 from tests.fixtures.redis_server import RedisServer
@@ -28,12 +28,7 @@ FAST_RECOVERY = {
 
 def metric(server: PredictorProcess, name: str, **labels: str) -> float:
     """Sum of the samples of `name` whose labels include `labels`."""
-    total = 0.0
-    for line in httpx.get(f"{server.url}/metrics", timeout=5).text.splitlines():
-        m = re.match(rf"^{re.escape(name)}(?:{{(?P<labels>[^}}]*)}})? (?P<value>\S+)$", line)
-        if m and all(f'{k}="{v}"' in (m.group("labels") or "") for k, v in labels.items()):
-            total += float(m.group("value"))
-    return total
+    return sample_sum(server.url, name, **labels)
 
 
 def predict(server: PredictorProcess, *instances: object) -> httpx.Response:
