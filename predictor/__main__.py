@@ -30,13 +30,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, model_cls: type[SentimentModel] = SentimentModel) -> int:
+    """Serve `model_cls` (a stand-in for benchmarks, or the real model) until SIGTERM."""
     args = parse_args(argv)
     # KServe 0.21 answers with FastAPI's deprecated ORJSONResponse on every request.
     warnings.filterwarnings("ignore", message=".*ORJSONResponse is deprecated.*")
     logs.configure(args.log_level)
     settings = ServingSettings()
-    model = SentimentModel(args.model_name or "sentiment", settings)
+    model = model_cls(args.model_name or "sentiment", settings)
     server = PredictorServer(
         model,
         settings,

@@ -41,9 +41,7 @@ class NoopModel(SentimentModel):
 
 
 def main(argv: list[str] | None = None) -> int:
-    # The predictor's main, with this model class in place of SentimentModel.
-    entry.SentimentModel = NoopModel  # type: ignore[misc]
-    return entry.main(argv)
+    return entry.main(argv, model_cls=NoopModel)
 
 
 if __name__ == "__main__":
