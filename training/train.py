@@ -9,7 +9,7 @@ it wants a GPU or a long run.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,36 +52,39 @@ def length_batches(
         yield index, [texts[i] for i in index]
 
 
+Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 @torch.inference_mode()
-def predict_logits(
-    module: nn.Module, tokenizer: Tokenizer, texts: list[str], batch_size: int, desc: str
+def run_all(
+    forward: Forward, tokenizer: Tokenizer, texts: list[str], batch_size: int, desc: str
 ) -> np.ndarray:
-    """Logits for every text, in input order."""
+    """`forward(ids, mask)` for every text in length-sorted batches, rows in input order."""
     out: np.ndarray | None = None
     steps = math.ceil(len(texts) / batch_size)
-    for index, chunk in tqdm(length_batches(tokenizer, texts, batch_size), total=steps, desc=desc):
+    batches = length_batches(tokenizer, texts, batch_size)
+    for index, chunk in tqdm(batches, total=steps, desc=desc, unit="batch"):
         batch = encode(tokenizer, chunk)
-        logits = module(batch.input_ids, batch.attention_mask).float().numpy()
+        rows = forward(batch.input_ids, batch.attention_mask).float().numpy()
         if out is None:
-            out = np.zeros((len(texts), logits.shape[1]), dtype=np.float32)
-        out[index] = logits
+            out = np.zeros((len(texts), rows.shape[1]), dtype=np.float32)
+        out[index] = rows
     assert out is not None, "no texts"
     return out
 
 
-@torch.inference_mode()
+def predict_logits(
+    module: nn.Module, tokenizer: Tokenizer, texts: list[str], batch_size: int, desc: str
+) -> np.ndarray:
+    """Logits for every text, in input order."""
+    return run_all(module, tokenizer, texts, batch_size, desc)
+
+
 def embed_all(
     model: PooledClassifier, tokenizer: Tokenizer, texts: list[str], batch_size: int
 ) -> np.ndarray:
     """Pooled embeddings for every text, in input order."""
-    out = np.zeros((len(texts), model.head.in_features), dtype=np.float32)
-    steps = math.ceil(len(texts) / batch_size)
-    for index, chunk in tqdm(
-        length_batches(tokenizer, texts, batch_size), total=steps, desc="embed", unit="batch"
-    ):
-        batch = encode(tokenizer, chunk)
-        out[index] = model.embed(batch.input_ids, batch.attention_mask).numpy()
-    return out
+    return run_all(model.embed, tokenizer, texts, batch_size, "embed")
 
 
 def fit_head(
