@@ -9,9 +9,9 @@ import warnings
 from kserve import model_server
 
 from predictor import logs
+from predictor.app import DEFAULT_MODEL_NAME, Settings, build_model
 from predictor.model import SentimentModel
 from predictor.server import PredictorServer, run
-from predictor.settings import ServingSettings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,11 +36,11 @@ def main(argv: list[str] | None = None, model_cls: type[SentimentModel] = Sentim
     # KServe 0.21 answers with FastAPI's deprecated ORJSONResponse on every request.
     warnings.filterwarnings("ignore", message=".*ORJSONResponse is deprecated.*")
     logs.configure(args.log_level)
-    settings = ServingSettings()
-    model = model_cls(args.model_name or "sentiment", settings)
+    settings = Settings()
+    model = build_model(args.model_name or DEFAULT_MODEL_NAME, settings, model_cls)
     server = PredictorServer(
         model,
-        settings,
+        settings.serving,
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         enable_grpc=args.enable_grpc,

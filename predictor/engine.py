@@ -116,6 +116,16 @@ class Engine:
             if not np.all(np.isfinite(result.probabilities)):
                 raise ModelLoadError("warm-up produced non-finite probabilities")
 
+    async def load_and_warm(self) -> ServingCard:
+        """Load and warm on the engine's own thread, so torch state is created where it runs."""
+
+        def work() -> ServingCard:
+            card = self.load()
+            self.warmup()
+            return card
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
     def shutdown(self) -> None:
         """Let the worker finish what it has, then stop it."""
         self._executor.shutdown(wait=True)

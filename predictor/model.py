@@ -20,7 +20,6 @@ from predictor.batching import Batcher, Row
 from predictor.engine import Engine
 from predictor.errors import NotReady
 from predictor.featurestore.predictions import Authored, PredictionCache
-from predictor.featurestore.settings import FeatureStoreSettings
 from predictor.featurestore.store import FeatureStore
 from predictor.modelcard import ServingCard
 from predictor.protocol import (
@@ -36,8 +35,7 @@ from predictor.protocol import (
     encode_v2,
 )
 from predictor.settings import ServingSettings
-from predictor.sources.resolver import Resolved, TweetResolver, create_source
-from predictor.sources.settings import TweetSourceSettings
+from predictor.sources.resolver import Resolved, TweetResolver
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +64,19 @@ class SentimentModel(Model):
         self,
         name: str,
         settings: ServingSettings,
-        engine: Engine | None = None,
-        featurestore: FeatureStore | None = None,
-        tweets: TweetResolver | None = None,
+        *,
+        engine: Engine,
+        featurestore: FeatureStore,
+        cache: PredictionCache,
+        tweets: TweetResolver,
     ) -> None:
+        """Every collaborator is built by the composition root (`predictor.app`)."""
         super().__init__(name)
         self.settings = settings
-        self._engine = engine or Engine(settings)
-        self.featurestore = featurestore or FeatureStore(FeatureStoreSettings())
-        self.cache = PredictionCache(self.featurestore, name)
-        self.tweets = tweets or TweetResolver(
-            create_source(TweetSourceSettings()), self.featurestore
-        )
+        self._engine = engine
+        self.featurestore = featurestore
+        self.cache = cache
+        self.tweets = tweets
         self._batcher: Batcher | None = None
         self.card: ServingCard | None = None
 
@@ -92,15 +91,8 @@ class SentimentModel(Model):
 
     async def load_async(self) -> None:
         """Load and warm the model on the engine thread, start batching, then turn ready."""
-        loop = asyncio.get_running_loop()
         engine = self._engine
-
-        def load_and_warm() -> ServingCard:
-            card = engine.load()
-            engine.warmup()
-            return card
-
-        self.card = await loop.run_in_executor(engine._executor, load_and_warm)
+        self.card = await engine.load_and_warm()
         cap = self.settings.batch_size_for(engine.device)
         self._batcher = Batcher(
             engine.run,

@@ -10,17 +10,13 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from predictor.settings_base import PredictorSettings
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "sentiment"
 
 
-class ServingSettings(BaseSettings):
+class ServingSettings(PredictorSettings):
     """How the predictor loads the model, batches work and guards its inputs."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="PREDICTOR_", env_file=".env", extra="ignore", protected_namespaces=()
-    )
 
     model_dir: Path = Field(
         DEFAULT_MODEL_DIR,

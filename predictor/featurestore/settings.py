@@ -7,17 +7,13 @@ in-process memory backend, so a bare `make serve` needs nothing else running.
 from __future__ import annotations
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from predictor.settings_base import PredictorSettings
 
 SIXTY_DAYS_S = 60 * 24 * 3600
 
 
-class FeatureStoreSettings(BaseSettings):
+class FeatureStoreSettings(PredictorSettings):
     """Where predictions, tweets and per-user histories are kept, and how hard to try."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="PREDICTOR_", env_file=".env", extra="ignore", protected_namespaces=()
-    )
 
     redis_url: SecretStr | None = Field(
         None,

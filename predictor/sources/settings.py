@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from predictor.settings_base import PredictorSettings
 
 
-class TweetSourceSettings(BaseSettings):
+class TweetSourceSettings(PredictorSettings):
     """The X API v2 endpoint and credentials used to resolve tweet URLs."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="PREDICTOR_", env_file=".env", extra="ignore", protected_namespaces=()
-    )
 
     x_api_base_url: str = Field(
         "https://api.x.com", description="X API v2 base URL (tests point it at a local fake)."

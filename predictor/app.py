@@ -1,0 +1,45 @@
+"""The composition root: every settings class is read once here and every
+dependency is built here and injected, so no other module reads the
+environment or builds its own collaborators.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from predictor.engine import Engine
+from predictor.featurestore.predictions import PredictionCache
+from predictor.featurestore.settings import FeatureStoreSettings
+from predictor.featurestore.store import FeatureStore
+from predictor.model import SentimentModel
+from predictor.settings import ServingSettings
+from predictor.sources.resolver import TweetResolver, create_source
+from predictor.sources.settings import TweetSourceSettings
+
+DEFAULT_MODEL_NAME = "sentiment"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings of one predictor process, one instance per concern."""
+
+    serving: ServingSettings = field(default_factory=ServingSettings)
+    featurestore: FeatureStoreSettings = field(default_factory=FeatureStoreSettings)
+    tweets: TweetSourceSettings = field(default_factory=TweetSourceSettings)
+
+
+def build_model(
+    name: str,
+    settings: Settings,
+    model_cls: type[SentimentModel] = SentimentModel,
+) -> SentimentModel:
+    """The model with its engine, feature store, prediction cache and tweet resolver."""
+    store = FeatureStore(settings.featurestore)
+    return model_cls(
+        name,
+        settings.serving,
+        engine=Engine(settings.serving),
+        featurestore=store,
+        cache=PredictionCache(store, name),
+        tweets=TweetResolver(create_source(settings.tweets), store),
+    )
