@@ -22,12 +22,12 @@ from predictor.errors import NotReady
 from predictor.featurestore.predictions import Authored, PredictionCache
 from predictor.featurestore.store import FeatureStore
 from predictor.modelcard import ServingCard
+from predictor.prediction import Prediction
 from predictor.protocol import (
     LABEL_OUTPUT,
     PROBS_OUTPUT,
     TEXT_INPUT,
     Decoded,
-    Prediction,
     Protocol,
     decode_v1,
     decode_v2,

@@ -18,6 +18,7 @@ import orjson
 from kserve import InferOutput, InferRequest, InferResponse
 
 from predictor.errors import BadInput
+from predictor.prediction import Prediction
 
 TEXT_INPUT = "text"
 LABEL_OUTPUT = "label"
@@ -47,28 +48,17 @@ class Decoded:
     request: InferRequest | None = None  # v2 only: id, requested outputs, binary flags
 
 
-@dataclass(frozen=True)
-class Prediction:
-    """The answer for one instance, independent of the wire format."""
-
-    label: str
-    score: float
-    probabilities: dict[str, float]
-    truncated: bool = False
-    author: str | None = None
-    tweet_id: str | None = None
-
-    def to_v1(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "label": self.label,
-            "score": self.score,
-            "probabilities": self.probabilities,
-            "truncated": self.truncated,
-        }
-        if self.tweet_id is not None:
-            out["tweet_id"] = self.tweet_id
-            out["author"] = self.author
-        return out
+def _v1(p: Prediction) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "label": p.label,
+        "score": p.score,
+        "probabilities": p.probabilities,
+        "truncated": p.truncated,
+    }
+    if p.tweet_id is not None:
+        out["tweet_id"] = p.tweet_id
+        out["author"] = p.author
+    return out
 
 
 def _check_count(n: int, max_instances: int, what: str) -> None:
@@ -197,7 +187,7 @@ def _v2_text(value: object, n: int) -> str:
 
 
 def encode_v1(predictions: list[Prediction]) -> dict[str, Any]:
-    return {"predictions": [p.to_v1() for p in predictions]}
+    return {"predictions": [_v1(p) for p in predictions]}
 
 
 def encode_v2(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
+
 from predictor.settings_base import PredictorSettings
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "sentiment"

@@ -18,7 +18,8 @@ from typing import Any
 import predictor.__main__ as entry
 from predictor.model import Answer, SentimentModel
 from predictor.modelcard import ServingCard
-from predictor.protocol import Decoded, Prediction
+from predictor.prediction import Prediction
+from predictor.protocol import Decoded
 
 
 class NoopModel(SentimentModel):

@@ -18,7 +18,7 @@ import orjson
 from predictor.featurestore import keys, metrics
 from predictor.featurestore.store import FeatureStore, Unavailable
 from predictor.featurestore.writer import WriteOp
-from predictor.protocol import Prediction
+from predictor.prediction import Prediction
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ in-process memory backend, so a bare `make serve` needs nothing else running.
 from __future__ import annotations
 
 from pydantic import Field, SecretStr
+
 from predictor.settings_base import PredictorSettings
 
 SIXTY_DAYS_S = 60 * 24 * 3600

@@ -16,7 +16,7 @@ from predictor.featurestore.predictions import Authored, PredictionCache
 from predictor.featurestore.settings import FeatureStoreSettings
 from predictor.featurestore.store import FeatureStore, Unavailable
 from predictor.featurestore.writer import WriteOp
-from predictor.protocol import Prediction
+from predictor.prediction import Prediction
 from tests.fixtures.redis_server import RedisServer
 
 # the `store` fixture and the tests must share one loop (fixtures default to the session's)
