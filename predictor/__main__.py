@@ -6,19 +6,17 @@ import argparse
 import sys
 import warnings
 
-from kserve import model_server
-
-from predictor import logs
-from predictor.app import DEFAULT_MODEL_NAME, Settings, build_model
+from predictor import kserve_compat, logs
+from predictor.app import DEFAULT_MODEL_NAME, Listeners, Settings, build_server
 from predictor.model import SentimentModel
-from predictor.server import PredictorServer, run
+from predictor.server import run
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m predictor",
         description="Serve the tweet sentiment model over KServe v1, v2 REST and v2 gRPC.",
-        parents=[model_server.parser],
+        parents=[kserve_compat.cli_parser()],
     )
     parser.add_argument("--log_level", default="INFO", help="Root log level.")
     args = parser.parse_args(argv)
@@ -36,16 +34,17 @@ def main(argv: list[str] | None = None, model_cls: type[SentimentModel] = Sentim
     # KServe 0.21 answers with FastAPI's deprecated ORJSONResponse on every request.
     warnings.filterwarnings("ignore", message=".*ORJSONResponse is deprecated.*")
     logs.configure(args.log_level)
-    settings = Settings()
-    model = build_model(args.model_name or DEFAULT_MODEL_NAME, settings, model_cls)
-    server = PredictorServer(
-        model,
-        settings.serving,
-        http_port=args.http_port,
-        grpc_port=args.grpc_port,
-        enable_grpc=args.enable_grpc,
-        grpc_threads=args.max_threads,
-        timeout_keep_alive=args.timeout_keep_alive,
+    server = build_server(
+        Settings(),
+        Listeners(
+            http_port=args.http_port,
+            grpc_port=args.grpc_port,
+            enable_grpc=args.enable_grpc,
+            grpc_threads=args.max_threads,
+            timeout_keep_alive=args.timeout_keep_alive,
+        ),
+        args.model_name or DEFAULT_MODEL_NAME,
+        model_cls,
     )
     return run(server)
 

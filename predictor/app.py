@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from predictor import users
 from predictor.engine import Engine
 from predictor.featurestore.predictions import PredictionCache
 from predictor.featurestore.settings import FeatureStoreSettings
 from predictor.featurestore.store import FeatureStore
 from predictor.model import SentimentModel
+from predictor.server import PredictorServer
 from predictor.settings import ServingSettings
 from predictor.sources.resolver import TweetResolver, create_source
 from predictor.sources.settings import TweetSourceSettings
@@ -42,4 +44,35 @@ def build_model(
         featurestore=store,
         cache=PredictionCache(store, name),
         tweets=TweetResolver(create_source(settings.tweets), store),
+    )
+
+
+@dataclass(frozen=True)
+class Listeners:
+    """Where and how the server listens: KServe's own command-line flags."""
+
+    http_port: int = 8080
+    grpc_port: int = 8081
+    enable_grpc: bool = True
+    grpc_threads: int = 4
+    timeout_keep_alive: int = 65
+
+
+def build_server(
+    settings: Settings,
+    listeners: Listeners,
+    name: str = DEFAULT_MODEL_NAME,
+    model_cls: type[SentimentModel] = SentimentModel,
+) -> PredictorServer:
+    """The whole process: the model, its routes and the REST + gRPC server around it."""
+    model = build_model(name, settings, model_cls)
+    return PredictorServer(
+        model,
+        settings.serving,
+        http_port=listeners.http_port,
+        grpc_port=listeners.grpc_port,
+        enable_grpc=listeners.enable_grpc,
+        grpc_threads=listeners.grpc_threads,
+        timeout_keep_alive=listeners.timeout_keep_alive,
+        routers=[users.router(model.cache, lambda: model.labels)],
     )

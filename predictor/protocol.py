@@ -17,6 +17,7 @@ import numpy as np
 import orjson
 from kserve import InferOutput, InferRequest, InferResponse
 
+from predictor import kserve_compat
 from predictor.errors import BadInput
 from predictor.prediction import Prediction
 
@@ -156,7 +157,7 @@ def decode_v2(request: InferRequest, max_instances: int) -> Decoded:
 def _v2_values(inp: Any) -> list[object]:
     """The flat elements of the input, from JSON data, gRPC contents or raw bytes."""
     try:
-        if inp._raw_data is None and isinstance(inp.data, list):
+        if not kserve_compat.has_raw_data(inp) and isinstance(inp.data, list):
             flat: list[object] = []
             _flatten(inp.data, flat)
             return flat

@@ -12,31 +12,23 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from concurrent import futures
 from typing import Any
 
 import orjson
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter
 from fastapi.responses import Response
 from grpc import aio
-from kserve import ModelServer
-from kserve import model_server as kserve_model_server
-from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
-from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
-from kserve.protocol.grpc.servicer import InferenceServicer
-from kserve.protocol.rest.server import RESTServer
 
-from predictor import users
+from predictor import kserve_compat
 from predictor.edge import EdgeMiddleware, GrpcEdge, install_error_handlers
 from predictor.errors import Forbidden
 from predictor.model import SentimentModel
 from predictor.settings import ServingSettings
 
 log = logging.getLogger(__name__)
-
-APP_IMPORT = "kserve.model_server:app"
 
 
 class _Uvicorn(uvicorn.Server):
@@ -47,7 +39,7 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
-class _Servicer(InferenceServicer):
+class _Servicer(kserve_compat.InferenceServicer):
     """KServe's servicer with readiness that reflects the model and a guarded repository."""
 
     def __init__(self, server: PredictorServer) -> None:
@@ -55,7 +47,7 @@ class _Servicer(InferenceServicer):
         self._server = server
 
     async def ServerReady(self, request: Any, context: Any) -> Any:
-        return pb.ServerReadyResponse(ready=self._server.ready)
+        return kserve_compat.pb.ServerReadyResponse(ready=self._server.ready)
 
     async def RepositoryModelLoad(self, request: Any, context: Any) -> Any:
         self._server.check_repository_enabled()
@@ -79,8 +71,12 @@ class PredictorServer:
         enable_grpc: bool = True,
         grpc_threads: int = 4,
         timeout_keep_alive: int = 65,
+        routers: Sequence[APIRouter] = (),
     ) -> None:
+        """`routers` are the predictor's own REST routes beside KServe's (e.g. per-user
+        sentiment), built by the composition root."""
         self.model = model
+        self.routers = tuple(routers)
         self.settings = settings
         self.http_port = http_port
         self.grpc_port = grpc_port
@@ -89,7 +85,7 @@ class PredictorServer:
         self.timeout_keep_alive = timeout_keep_alive
         # KServe's ModelServer is used for its registry and data plane only;
         # its start() would demand a loaded model and install its own signals.
-        self.kserve = ModelServer(
+        self.kserve = kserve_compat.ModelServer(
             http_port=http_port,
             grpc_port=grpc_port,
             enable_grpc=enable_grpc,
@@ -113,23 +109,22 @@ class PredictorServer:
 
     # --- assembly --------------------------------------------------------
     def _rest(self) -> _Uvicorn:
-        app: FastAPI = kserve_model_server.app
-        app.add_api_route("/v2/health/ready", self._ready_route, methods=["GET"])
-        users.install(app, self.model.cache, lambda: self.model.labels)
+        app = kserve_compat.rest_app()
+        for router in self.routers:
+            app.include_router(router)
         app.add_middleware(EdgeMiddleware, settings=self.settings)
-        rest = RESTServer(
-            APP_IMPORT,
-            self.kserve.dataplane,
-            self.kserve.model_repository_extension,
-            self.http_port,
-            grace_period=int(self.settings.drain_timeout_s),
+        kserve_compat.register_routes(app, self.kserve)
+        kserve_compat.shadow_route(app, "/v2/health/ready", self._ready_route, ["GET"])
+        install_error_handlers(app)
+        config = uvicorn.Config(
+            app,
+            host="0.0.0.0",
+            port=self.http_port,
+            log_config=None,  # predictor.logs configured logging already
+            access_log=False,  # the edge writes one JSON access line instead
+            timeout_graceful_shutdown=int(self.settings.drain_timeout_s),
             timeout_keep_alive=self.timeout_keep_alive,
         )
-        # KServe's routes, but not its timing middleware (four log lines a request).
-        rest._register_endpoints(app)
-        install_error_handlers(app)
-        config = rest.config
-        config.access_log = False
         return _Uvicorn(config)
 
     async def _ready_route(self) -> Response:
@@ -150,7 +145,7 @@ class PredictorServer:
                 ("grpc.max_send_message_length", max(limit, 16 * 1024 * 1024)),
             ],
         )
-        grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(_Servicer(self), server)
+        kserve_compat.add_servicer(_Servicer(self), server)
         server.add_insecure_port(f"[::]:{self.grpc_port}")
         return server
 
@@ -210,9 +205,18 @@ class PredictorServer:
 
 
 def run(server: PredictorServer) -> int:
-    """Run on uvloop when present (KServe's own start() uses the plain asyncio loop)."""
+    """Run on uvloop when present (KServe's own start() uses the plain asyncio loop).
+
+    Once the loop is gone its signal handlers are too; a second SIGTERM during
+    interpreter teardown (Kubernetes or a test re-sending it) must not turn a
+    clean drain into death by signal, so both signals are ignored from then on.
+    """
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a pinned dependency
-        return asyncio.run(server.serve())
-    return uvloop.run(server.serve())
+        code = asyncio.run(server.serve())
+    else:
+        code = uvloop.run(server.serve())
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+    return code

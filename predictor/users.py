@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, FastAPI, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from predictor.errors import BadInput, NotFound
@@ -143,11 +143,6 @@ def router(cache: PredictionCache, labels: Labels) -> APIRouter:
         return Response(orjson.dumps(body), media_type="application/json")
 
     return api
-
-
-def install(app: FastAPI, cache: PredictionCache, labels: Labels) -> None:
-    """Add the users route to the server's app (called by predictor.server)."""
-    app.include_router(router(cache, labels))
 
 
 # --- CLI ---------------------------------------------------------------------
