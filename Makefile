@@ -30,7 +30,9 @@ bench: model
 	$(PY) -m loadtest.bench --model-dir $(MODEL_DIR) $(BENCH_ARGS)
 
 test: venv
+	scripts/ensure-test-deps.sh
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(PY) -m pytest
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
 
 from predictor.app import Settings
 from predictor.settings_base import ENV_PREFIX, PredictorSettings
@@ -39,8 +38,8 @@ def classes() -> dict[str, type[PredictorSettings]]:
 
 
 def _default(field: FieldInfo) -> str:
-    value = field.default
-    if value is PydanticUndefined or value is None:
+    value = None if field.is_required() else field.default
+    if value is None:
         return "unset"
     if isinstance(value, SecretStr):
         return "(secret)"

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import tritonclient.http as thttp
 from kserve import InferenceGRPCClient, InferenceRESTClient, InferInput, InferRequest, RESTConfig
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.predictor_proc import PredictorProcess
 
@@ -224,12 +225,20 @@ def test_unknown_model_is_404_and_repository_is_off(predictor: PredictorProcess)
     assert httpx.get(f"{predictor.url}/v2/health/ready").status_code == 200
 
 
-def test_errors_are_counted_by_status(predictor: PredictorProcess) -> None:
-    text = httpx.get(f"{predictor.url}/metrics").text
-    v1(predictor, {"instances": []})
-    text = httpx.get(f"{predictor.url}/metrics").text
-    assert re.search(
-        r'predictor_requests_total\{.*code="400".*protocol="v1"|'
-        r'predictor_requests_total\{.*protocol="v1".*code="400"',
-        text,
+def _requests_total(server: PredictorProcess, **labels: str) -> float:
+    text = httpx.get(f"{server.url}/metrics").text
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "predictor_requests_total"
+        and all(s.labels.get(k) == v for k, v in labels.items())
     )
+
+
+def test_errors_are_counted_by_status(predictor: PredictorProcess) -> None:
+    before = _requests_total(predictor, protocol="v1", code="400")
+    ok_before = _requests_total(predictor, protocol="v1", code="200")
+    assert v1(predictor, {"instances": []}).status_code == 400
+    assert _requests_total(predictor, protocol="v1", code="400") == before + 1
+    assert _requests_total(predictor, protocol="v1", code="200") == ok_before
