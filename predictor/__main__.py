@@ -6,8 +6,8 @@ import argparse
 import sys
 import warnings
 
-from predictor import kserve_compat, logs
-from predictor.app import DEFAULT_MODEL_NAME, Listeners, Settings, build_server
+from predictor import DEFAULT_MODEL_NAME, kserve_compat, logs
+from predictor.app import Listeners, Settings, build_server
 from predictor.model import SentimentModel
 from predictor.server import run
 
@@ -19,6 +19,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parents=[kserve_compat.cli_parser()],
     )
     parser.add_argument("--log_level", default="INFO", help="Root log level.")
+    parser.set_defaults(model_name=DEFAULT_MODEL_NAME)  # KServe's own default is "model"
     args = parser.parse_args(argv)
     if args.workers != 1:
         parser.error(
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None, model_cls: type[SentimentModel] = Sentim
             grpc_threads=args.max_threads,
             timeout_keep_alive=args.timeout_keep_alive,
         ),
-        args.model_name or DEFAULT_MODEL_NAME,
+        args.model_name,
         model_cls,
     )
     return run(server)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from predictor import users
+from predictor import DEFAULT_MODEL_NAME, users
 from predictor.engine import Engine
 from predictor.featurestore.predictions import PredictionCache
 from predictor.featurestore.settings import FeatureStoreSettings
@@ -17,8 +17,6 @@ from predictor.server import PredictorServer
 from predictor.settings import ServingSettings
 from predictor.sources.resolver import TweetResolver, create_source
 from predictor.sources.settings import TweetSourceSettings
-
-DEFAULT_MODEL_NAME = "sentiment"
 
 
 @dataclass(frozen=True)
