@@ -1,4 +1,3 @@
-import time
 from pathlib import Path
 
 import httpx
@@ -90,9 +89,9 @@ def test_prometheus_window_matches_the_answers(
     prom = start_prometheus([f"127.0.0.1:{predictor.http_port}"])
     card = ServingCard.read(stable_dir)
     v1(predictor, ["first answer: creates the series before the window counts"])
-    time.sleep(2.5)
+    prom.wait_scraping().wait_scrapes(2)
     answers = v1(predictor, [f"prometheus window text {i}" for i in range(60)]).json()
-    time.sleep(2.5)
+    prom.wait_scrapes(2)
     window = from_prometheus(Prometheus(prom.url), card.name, card.version, "5m")
     # increase() extrapolates each series to the window's edges, and over a few scrapes
     # that can add a fifth or more: the count is loose, the label shares are what drift uses

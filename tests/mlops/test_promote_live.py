@@ -8,7 +8,6 @@ on the shared machine hits every version alike.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +54,7 @@ def fleet(stable_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         for s in servers.values():  # create every series before the window starts counting
             v1(s, ["first"])
             assert v1(s, ["a", "b", "c"]).status_code in (200, 503)
-        time.sleep(2.5)
+        prom.wait_scrapes(2)
         for i in range(ROUNDS):
             for name, s in servers.items():
                 texts = (
@@ -64,7 +63,7 @@ def fleet(stable_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                     else [f"live {i}"]
                 )
                 assert v1(s, texts).status_code == (503 if len(texts) == 3 else 200)
-        time.sleep(2.5)  # two more scrapes
+        prom.wait_scrapes(2)
         yield Fleet(stable_dir, dirs, prom)
     finally:
         for s in servers.values():

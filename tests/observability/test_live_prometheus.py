@@ -102,11 +102,11 @@ def stack(
         for round_ in range(3):
             statuses = _traffic(server, module_x_api, round_)
             assert {200, 400, 404, 503} <= set(statuses), statuses
-            time.sleep(1.5)
+            prom.wait_scrapes(1)
         module_redis.stop()  # lookups now fail: result="error", feature store down
         for round_ in range(3, 5):
             _traffic(server, module_x_api, round_)
-            time.sleep(1.5)
+            prom.wait_scrapes(1)
         assert prom.wait_for('predictor_featurestore_up{backend="redis"} == 0'), prom.logs()
         assert prom.wait_for(
             f"rate(predictor_cache_lookups_total{{result='error'}}[{RATE_WINDOW}]) > 0"
