@@ -35,11 +35,12 @@ from typing import Any
 import torch
 from matplotlib.figure import Figure
 
+from harness.process import REPO
+from harness.servers import REDIS_BIN, PredictorProcess, RedisServer
 from loadtest.baselines.per_request import PerRequestModel
 from loadtest.clients import Wire
 from loadtest.corpus import TextPool, hot_set, load_pool, unique_texts
 from loadtest.measure import measure
-from loadtest.process import REDIS_BIN, REPO, PredictorProcess, RedisServer
 from loadtest.report import markdown_table, plot_latency_vs_throughput, summary_table, write_json
 from loadtest.stats import Summary
 from predictor.tokenization import encode

@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
-from loadtest.process import PredictorProcess, RedisServer
-from loadtest.promstats import sample_sum
+from harness.scrape import sample_sum
+from harness.servers import PredictorProcess, RedisServer
 
 SENTENCE = (
     "the service was slow but the staff were friendly and the coffee was great today "

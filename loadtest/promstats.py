@@ -8,33 +8,9 @@ series; that reads as "no cache", not as an error.
 
 from __future__ import annotations
 
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
+from harness.scrape import read_counter
 
 CACHE_LOOKUPS = "predictor_cache_lookups_total"
-
-
-def read_counter(url: str, sample: str, by: str, timeout: float = 5.0) -> dict[str, float] | None:
-    """Sum of one sample name per value of label `by`; None when the series is absent."""
-    text = httpx.get(f"{url.rstrip('/')}/metrics", timeout=timeout).text
-    totals: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == sample:
-                key = s.labels.get(by, "")
-                totals[key] = totals.get(key, 0.0) + s.value
-    return totals or None
-
-
-def sample_sum(url: str, sample: str, **labels: str) -> float:
-    """Sum of the samples called `sample` whose labels include `labels` (0 when none)."""
-    text = httpx.get(f"{url.rstrip('/')}/metrics", timeout=5.0).text
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())
-    )
 
 
 def cache_lookups(url: str) -> dict[str, float] | None:

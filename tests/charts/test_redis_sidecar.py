@@ -8,14 +8,12 @@ moved to a temporary directory and a free loopback port.
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
 import redis
 
+from harness.process import ServerProcess, free_port
 from tests.charts import chart_tools as ct
 
 PASSWORD = "s3cret-Pass.word"
@@ -36,28 +34,18 @@ def sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     redis_container = ct.container(ct.one(docs, "InferenceService")["spec"]["predictor"], "redis")
     args = [a.replace("/etc/redis/redis.conf", str(conf)) for a in redis_container["args"]]
     args = [PASSWORD if a == "$(REDIS_PASSWORD)" else a for a in args]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    proc = subprocess.Popen(
-        [server, *args, "--port", str(port), "--daemonize", "no"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    port = free_port()
+    cmd = [server, *args, "--port", str(port), "--daemonize", "no"]
+    proc = ServerProcess(cmd, tmp / "redis-server.out").start()
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis(port=port, password=PASSWORD).ping()
-                break
-            except redis.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    out = proc.stdout.read().decode() if proc.stdout else ""
-                    pytest.fail(f"redis-server did not start with the chart's config:\n{out}")
-                time.sleep(0.1)
+        ping = redis.Redis(port=port, password=PASSWORD).ping
+        try:
+            proc.wait_until(ping, 10, errors=(redis.ConnectionError,))
+        except (RuntimeError, TimeoutError) as exc:
+            pytest.fail(f"redis-server did not start with the chart's config:\n{exc}")
         yield port
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        proc.stop(timeout=10)
 
 
 def test_auth_is_required(sidecar: int) -> None:

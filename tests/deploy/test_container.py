@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.error
@@ -25,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from harness.process import free_port
 from tests.charts.chart_tools import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
@@ -35,12 +35,6 @@ PODMAN = ["podman", "--storage-driver", "vfs", "--runtime", "runc"]
 # podman's default rlimits (nofile 1048576, a large nproc) are above what this sandbox lets runc
 # set ("error setting rlimit type 7: operation not permitted"); these fit under it.
 ULIMITS = ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def post(url: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.servers import PredictorProcess
 from loadtest.clients import Wire
 from loadtest.corpus import TextPool, unique_texts
 from loadtest.measure import measure
-from loadtest.process import PredictorProcess
 
 TEXTS = ["I love this so much", "worst service ever"]
 

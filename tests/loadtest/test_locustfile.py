@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from loadtest.process import REPO, PredictorProcess
+from harness.process import REPO
+from harness.servers import PredictorProcess
 
 
 def locust(

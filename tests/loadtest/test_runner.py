@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.process import free_port
+from harness.servers import PredictorProcess
 from loadtest.clients import RemoteTargetError, Wire, check_target, make_client
 from loadtest.corpus import TextPool, hot_set, load_pool, unique_texts
 from loadtest.measure import measure
-from loadtest.process import PredictorProcess, free_port
 from loadtest.runner import CLIENT_OVERLOAD, closed_loop, open_loop
 from loadtest.stats import summarize
 

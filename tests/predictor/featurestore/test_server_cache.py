@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from kserve import InferenceGRPCClient, InferInput, InferRequest
 
-from loadtest.promstats import sample_sum
+from harness.scrape import sample_sum
 from tests.fixtures.fake_x_api import TOKEN, FakeXApi
 from tests.fixtures.predictor_proc import PredictorProcess
 from tests.fixtures.redis_server import RedisServer

@@ -1,33 +1,20 @@
-"""Server processes on free loopback ports: the predictor, its benchmark stand-ins, Redis.
-
-The benchmark and the tests both need real processes; they share this one
-launcher (tests/fixtures/predictor_proc.py imports it) so start-up, readiness
-and shutdown behave the same in both.
-"""
+"""The predictor (or a stand-in that takes its flags) and redis-server, on free loopback ports."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import redis
 
-REPO = Path(__file__).resolve().parents[1]
+from harness.process import ServerProcess, free_port
 
-
-def free_port() -> int:
-    """A port the kernel says is free now (racy by nature, fine on loopback)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+REDIS_BIN = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
 @dataclass
@@ -44,7 +31,7 @@ class PredictorProcess:
     http_port: int = field(default_factory=free_port)
     grpc_port: int = field(default_factory=free_port)
     module: str = "predictor"
-    proc: subprocess.Popen[bytes] | None = None
+    server: ServerProcess | None = None
 
     @property
     def url(self) -> str:
@@ -55,56 +42,35 @@ class PredictorProcess:
         return f"127.0.0.1:{self.grpc_port}"
 
     @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.server.proc if self.server is not None else None
+
+    @property
     def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
+        return self.server.pid if self.server is not None else None
 
     def start(self) -> PredictorProcess:
-        env = {
-            **os.environ,
-            "PREDICTOR_MODEL_DIR": str(self.model_dir),
-            "PREDICTOR_CPU_THREADS": "1",
-            **self.env,
-        }
         cmd = [
             sys.executable, "-m", self.module, "--model_name", "sentiment",
             "--http_port", str(self.http_port), "--grpc_port", str(self.grpc_port),
         ]  # fmt: skip
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=log)
+        env = {"PREDICTOR_MODEL_DIR": str(self.model_dir), "PREDICTOR_CPU_THREADS": "1", **self.env}
+        self.server = ServerProcess(cmd, self.log_path, env=env).start()
         return self
 
+    def ready(self) -> bool:
+        return httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200
+
     def wait_ready(self, timeout: float = 60.0) -> PredictorProcess:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{self.module} exited with {self.proc.returncode}:\n{self.logs()}"
-                )
-            try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.module} not ready after {timeout}s:\n{self.logs()}")
+        assert self.server is not None, "start() first"
+        self.server.wait_until(self.ready, timeout, errors=(httpx.HTTPError,))
+        return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
+        return self.server.stop(sig, timeout) if self.server is not None else 0
 
     def logs(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
-REDIS_BIN = shutil.which("redis-server") or "/usr/bin/redis-server"
+        return self.server.logs() if self.server is not None else ""
 
 
 @dataclass
@@ -119,7 +85,11 @@ class RedisServer:
     password: str | None = None
     tls: bool = False
     port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
+    server: ServerProcess | None = None
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.server.proc if self.server is not None else None
 
     def url(self, password: str | None = None) -> str:
         pw = self.password if password is None else password
@@ -152,21 +122,14 @@ class RedisServer:
         ]  # fmt: skip
         if self.password:
             cmd += ["--requirepass", self.password]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if self.client().ping():
-                    return self
-            except redis.ConnectionError:
-                time.sleep(0.02)
-        raise TimeoutError(f"redis-server on port {self.port} did not answer PING")
+        self.server = ServerProcess(cmd, self.workdir / "redis-server.out").start()
+        self.server.wait_until(self.client().ping, timeout, errors=(redis.ConnectionError,))
+        return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
+        if self.server is not None and self.server.running():
+            self.server.stop(timeout=10)
+        self.server = None
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url(), socket_timeout=2)
