@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from predictor import DEFAULT_MODEL_NAME, users
+from predictor import DEFAULT_MODEL_NAME, feedback, users
 from predictor.engine import Engine
+from predictor.featurestore.feedback import FeedbackLog, FeedbackSettings
 from predictor.featurestore.predictions import PredictionCache
 from predictor.featurestore.settings import FeatureStoreSettings
 from predictor.featurestore.store import FeatureStore
@@ -26,6 +27,7 @@ class Settings:
     serving: ServingSettings = field(default_factory=ServingSettings)
     featurestore: FeatureStoreSettings = field(default_factory=FeatureStoreSettings)
     tweets: TweetSourceSettings = field(default_factory=TweetSourceSettings)
+    feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
 
 
 def build_model(
@@ -64,6 +66,10 @@ def build_server(
 ) -> PredictorServer:
     """The whole process: the model, its routes and the REST + gRPC server around it."""
     model = build_model(name, settings, model_cls)
+    routers = [users.router(model.cache, lambda: model.labels)]
+    if settings.feedback.feedback_enabled:
+        log = FeedbackLog(model.featurestore, name, settings.feedback)
+        routers.append(feedback.router(model, log))
     return PredictorServer(
         model,
         settings.serving,
@@ -72,5 +78,5 @@ def build_server(
         enable_grpc=listeners.enable_grpc,
         grpc_threads=listeners.grpc_threads,
         timeout_keep_alive=listeners.timeout_keep_alive,
-        routers=[users.router(model.cache, lambda: model.labels)],
+        routers=routers,
     )

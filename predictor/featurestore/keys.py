@@ -49,3 +49,8 @@ def tweet_key(source: str, tweet_id: str) -> str:
 def history_key(username: str) -> str:
     """Key of a user's prediction history; X usernames are case-insensitive."""
     return f"hist:{username.lower()}"
+
+
+def feedback_key(model: str) -> str:
+    """Key of a model's feedback log (one capped list for every version of it)."""
+    return f"fb:{model}"

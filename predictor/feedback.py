@@ -1,0 +1,150 @@
+"""`POST /v1/models/{name}/feedback`: production labels for what the model answered.
+
+Body: `{"text": ..., "label": ...}` or `{"tweet_url": ..., "label": ...}`, with an
+optional `"request_id"` (the x-request-id of the prediction it corrects). The
+label must be one of the model card's; the text is cut to the character cap and
+normalised exactly as for predict, and the served model's answer for it is taken
+through the same predict path (cache first), so the record holds both what was
+said and what should have been said. Storage is write-behind
+(`predictor.featurestore.feedback`); the answer is 202 Accepted.
+
+`GET /v1/models/{name}/feedback?limit=N` returns the stored records (newest N,
+oldest first) as JSON lines, so `mlops.cycle` can read feedback from any backend.
+
+Metrics: `predictor_feedback_total{model,version,label,verdict}` where verdict is
+`agree` or `disagree` with the served prediction; agree / all over a window is a
+live accuracy signal (recording rule `predictor:feedback_accuracy:ratio_rate1h`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import Response
+from prometheus_client import Counter
+
+from predictor.errors import BadInput, NotFound
+from predictor.featurestore import keys
+from predictor.featurestore.feedback import FeedbackLog, FeedbackRecord, text_hash
+from predictor.logs import REQUEST_ID
+from predictor.metrics import ModelSeries
+from predictor.model import SentimentModel
+from predictor.protocol import Decoded, Instance, Protocol
+
+FEEDBACK = ModelSeries(
+    Counter(
+        "predictor_feedback_total",
+        "Feedback labels received, by label and whether the served model agreed "
+        "(verdict agree|disagree): agree / all is live accuracy.",
+        ["model", "version", "label", "verdict"],
+    )
+)
+FIELDS = {"text", "tweet_url", "label", "request_id"}
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # the edge's own x-request-id rule
+
+
+def _string(body: dict[str, Any], name: str) -> str:
+    value = body[name]
+    if not isinstance(value, str):
+        raise BadInput(f'"{name}" must be a string, got {type(value).__name__}')
+    if not value.strip():
+        raise BadInput(f'"{name}" is an empty string')
+    return value
+
+
+def parse_body(raw: bytes, labels: list[str]) -> tuple[Instance, str, str | None]:
+    """(what was classified, its true label, the request id it corrects) or BadInput."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadInput(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadInput('request body must be a JSON object with "label" and "text" or "tweet_url"')
+    extra = sorted(set(body) - FIELDS)
+    if extra:
+        raise BadInput(f"unexpected field(s) {', '.join(extra)}; feedback takes {sorted(FIELDS)}")
+    given = [k for k in ("text", "tweet_url") if k in body]
+    if len(given) != 1:
+        got = given or "none"
+        raise BadInput(f'feedback needs exactly one of "text" or "tweet_url", got {got}')
+    if "label" not in body:
+        raise BadInput('missing field "label"')
+    label = _string(body, "label")
+    if label not in labels:
+        raise BadInput(f"unknown label {label!r}; the model's labels are {labels}")
+    request_id = None
+    if body.get("request_id") is not None:
+        request_id = _string(body, "request_id")
+        if not _REQUEST_ID.fullmatch(request_id):
+            raise BadInput('"request_id" must be 1-128 letters, digits or ._:-')
+    if given == ["text"]:
+        return Instance(text=_string(body, "text")), label, request_id
+    return Instance(tweet_url=_string(body, "tweet_url")), label, request_id
+
+
+def router(model: SentimentModel, log: FeedbackLog) -> APIRouter:
+    """The feedback routes for `model`, storing through `log` (started with the app)."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        log.start()
+        yield
+        await log.close(model.settings.drain_timeout_s)  # before the model drains the store
+
+    api = APIRouter(lifespan=lifespan)
+
+    def check_name(name: str) -> None:
+        if name != model.name:
+            raise NotFound(f"model {name} does not exist; this server serves {model.name}")
+
+    @api.post("/v1/models/{name}/feedback", status_code=202)
+    async def feedback(name: str, request: Request) -> Response:
+        check_name(name)
+        inst, label, request_id = parse_body(await request.body(), model.labels)
+        tweet_id = None
+        text = inst.text
+        if text is None:
+            assert inst.tweet_url is not None
+            (resolved,) = await model.tweets.resolve([("tweet_url", inst.tweet_url)])
+            text, tweet_id = resolved.tweet.text, resolved.tweet.id
+        cap = model.settings.max_text_chars
+        kept = keys.normalise_text(text[:cap])
+        if not kept:
+            raise BadInput("the text is empty once whitespace is normalised")
+        answer = await model.predict(Decoded(Protocol.V1, [Instance(text=kept)]))
+        served = answer.predictions[0]
+        version = model.version
+        rec = FeedbackRecord(
+            text_hash(kept), kept, label, version, served.label, served.score, time.time(),
+            request_id, tweet_id, len(text) > cap or served.truncated,
+        )  # fmt: skip
+        log.record(rec)
+        verdict = "agree" if rec.agrees else "disagree"
+        FEEDBACK.labels(model.name, label, verdict).inc()
+        body = {
+            "accepted": True,
+            "model": model.name,
+            "version": version,
+            "label": label,
+            "predicted": served.label,
+            "agrees": rec.agrees,
+            "text_sha256": rec.text_sha256,
+            "truncated": rec.truncated,
+            "request_id": REQUEST_ID.get(),
+        }
+        return Response(orjson.dumps(body), status_code=202, media_type="application/json")
+
+    @api.get("/v1/models/{name}/feedback")
+    async def list_feedback(name: str, limit: int = Query(1000, ge=1, le=100_000)) -> Response:
+        check_name(name)
+        records = await log.read(limit)
+        lines = b"".join(r.encode() + b"\n" for r in records)
+        return Response(lines, media_type="application/x-ndjson")
+
+    return api
