@@ -62,6 +62,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="rebuild even if --out exists")
+    p.add_argument(
+        "--extra-rows",
+        type=Path,
+        default=None,
+        help="JSON lines {text, label} added to the training split only (feedback)",
+    )
+    p.add_argument(
+        "--extra-weight", type=int, default=1, help="times each --extra-rows row counts in training"
+    )
     return p.parse_args(argv)  # fmt: skip
 
 
@@ -90,6 +99,19 @@ def train(
         corpus.labels, args.test_fraction, args.seed, args.limit
     )
     train_set, test_set = corpus.subset(train_idx), corpus.subset(test_idx)
+    args.extra_info = None
+    if args.extra_rows is not None:
+        extra = data.load_extra_rows(args.extra_rows)
+        trained = set(train_set.texts)
+        outside = {t for t in corpus.texts if t not in trained}
+        train_set, left_out = data.add_training_rows(train_set, extra, args.extra_weight, outside)
+        args.extra_info = {
+            "rows": len(extra.texts) - left_out,
+            "left_out": left_out,
+            "weight": args.extra_weight,
+            "sha256": extra.sha256,
+        }
+        log.info("extra training rows: %s", args.extra_info)
     log.info("train %d texts, held out %d (seed %d)", len(train_set), len(test_set), args.seed)
     if args.mode == "quick" and isinstance(enc.module, PooledClassifier):
         features = embed_all(enc.module, tokenizer, train_set.texts + test_set.texts,
@@ -150,6 +172,7 @@ def build(args: argparse.Namespace) -> tuple[ServingCard, ExportReport] | None:
             "f1": dict(zip(data.LABELS, metrics.f1_per_label, strict=True)),
         },
         reference=reference,
+        **({"extra_training_rows": args.extra_info} if args.extra_info else {}),
     )
     report = export(enc.module, card, enc.tokenizer_json, args.out)
     written = ServingCard.read(args.out)

@@ -93,3 +93,52 @@ def stratified_split(
         test.append(members[:n_test])
         train.append(members[n_test:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+@dataclass(frozen=True)
+class ExtraRows:
+    """Labelled texts from outside the corpus (production feedback), for training only."""
+
+    texts: list[str]
+    labels: np.ndarray  # int64 indices into LABELS
+    sha256: str
+
+
+def load_extra_rows(path: Path) -> ExtraRows:
+    """JSON lines of `{"text": ..., "label": ...}`; a bad line is a DataError naming it."""
+    import json
+
+    raw = path.read_bytes()
+    texts: list[str] = []
+    labels: list[int] = []
+    for n, line in enumerate(raw.decode("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            text, label = " ".join(str(row["text"]).split()), str(row["label"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"{path}:{n}: not a {{text, label}} JSON object ({exc})") from None
+        if not text or label not in LABELS:
+            raise DataError(f"{path}:{n}: empty text or label {label!r} not in {LABELS}")
+        texts.append(text)
+        labels.append(LABELS.index(label))
+    return ExtraRows(texts, np.array(labels, dtype=np.int64), hashlib.sha256(raw).hexdigest())
+
+
+def add_training_rows(
+    train: Corpus, extra: ExtraRows, weight: int, exclude: set[str]
+) -> tuple[Corpus, int]:
+    """`train` plus each extra row `weight` times, leaving out texts in `exclude` (the
+    corpus texts this model does not train on), so extra rows never reach an evaluation
+    set. Returns the corpus and how many extra rows were left out."""
+    keep = [i for i, t in enumerate(extra.texts) if t not in exclude]
+    texts = [extra.texts[i] for i in keep] * weight
+    labels = np.tile(extra.labels[keep], weight)
+    out = Corpus(
+        train.texts + texts,
+        np.concatenate([train.labels, labels]),
+        train.sha256,
+        train.dropped_duplicates,
+    )
+    return out, len(extra.texts) - len(keep)

@@ -57,7 +57,11 @@ def predict(server: PredictorProcess, text: str) -> dict[str, object]:
 
 def stored(redis: RedisServer) -> list[FeedbackRecord]:
     raw = redis.client().lrange(FEEDBACK_KEY, 0, -1)
-    return [r for r in map(FeedbackRecord.decode, raw) if r is not None]
+    return [
+        r
+        for r in (FeedbackRecord.decode(v if isinstance(v, bytes) else v.encode()) for v in raw)
+        if r is not None
+    ]
 
 
 def wait_stored(redis: RedisServer, n: int, timeout: float = 10.0) -> list[FeedbackRecord]:

@@ -1,0 +1,112 @@
+"""Production feedback for the loop: where to read it, what it says, and training rows from it.
+
+Sources (`--feedback`): `redis://...` (the shared feature store; the list
+`<prefix>fb:<model>`), `http(s)://predictor` (the predictor's
+`GET /v1/models/<name>/feedback`, which works with any backend), or a file of
+JSON lines (CI, or a copy). Each record is the one `predictor.featurestore.feedback`
+writes. Training rows keep the newest label per text; the accuracy signal is
+agree / all for one served version, read from Prometheus (every pod, any window).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlops.live import DEFAULT_KEY_PREFIX
+from mlops.prom import Prometheus, selector
+from predictor.featurestore import keys
+from predictor.featurestore.feedback import FeedbackRecord, live_records
+
+FEEDBACK_COUNTER = "predictor_feedback_total"
+
+
+class FeedbackError(RuntimeError):
+    """The feedback source could not be read."""
+
+
+def read_records(
+    source: str,
+    model: str,
+    ttl_s: float,
+    key_prefix: str = DEFAULT_KEY_PREFIX,
+    limit: int = 100_000,
+) -> list[FeedbackRecord]:
+    """Every record within `ttl_s` from `source`, oldest first."""
+    raw: list[bytes]
+    try:
+        if source.startswith(("redis://", "rediss://", "unix://")):
+            import redis
+
+            client = redis.Redis.from_url(source, socket_timeout=10)
+            try:
+                found = client.lrange(key_prefix + keys.feedback_key(model), -limit, -1)
+                raw = [v if isinstance(v, bytes) else str(v).encode() for v in found]
+            finally:
+                client.close()
+        elif source.startswith(("http://", "https://")):
+            import httpx
+
+            resp = httpx.get(
+                f"{source.rstrip('/')}/v1/models/{model}/feedback",
+                params={"limit": limit},
+                timeout=30,
+            )
+            resp.raise_for_status()
+            raw = resp.content.splitlines()
+        else:
+            raw = Path(source).read_bytes().splitlines()
+    except Exception as exc:  # redis, httpx and OS errors alike: the source is unusable
+        raise FeedbackError(f"feedback source {source}: {type(exc).__name__}: {exc}") from exc
+    return live_records(raw, ttl_s)
+
+
+@dataclass(frozen=True)
+class TrainingRows:
+    """The rows handed to `training.build --extra-rows`, and their fingerprint."""
+
+    rows: list[dict[str, str]]
+
+    @property
+    def sha256(self) -> str:
+        """Same rows, same fingerprint: the loop's notion of "new evidence"."""
+        blob = json.dumps(self.rows, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def write(self, path: Path) -> Path:
+        path.write_text("".join(json.dumps(r) + "\n" for r in self.rows), encoding="utf-8")
+        return path
+
+
+def training_rows(records: list[FeedbackRecord], labels: list[str]) -> TrainingRows:
+    """One row per distinct text (its newest label), sorted by text hash for a stable order."""
+    latest: dict[str, FeedbackRecord] = {}
+    for r in records:
+        if r.label in labels:
+            latest[r.text_sha256] = r
+    ordered = sorted(latest.values(), key=lambda r: r.text_sha256)
+    return TrainingRows([{"text": r.text, "label": r.label} for r in ordered])
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """How often feedback agreed with what one version served, over a window."""
+
+    version: str
+    total: float
+    agree: float
+
+    @property
+    def ratio(self) -> float | None:
+        return self.agree / self.total if self.total > 0 else None
+
+
+def live_accuracy(prom: Prometheus, model: str, version: str, window: str) -> Accuracy:
+    """Feedback agreement of `version` over `window`, all pods summed. Both verdicts come
+    from one query, so agree never exceeds the total however increase() extrapolates."""
+    sel = selector(model=model, version=version)
+    rows = prom.vector(f"sum by (verdict) (increase({FEEDBACK_COUNTER}{sel}[{window}]))")
+    by = {m.get("verdict", ""): v for m, v in rows}
+    return Accuracy(version, sum(by.values()), by.get("agree", 0.0))
