@@ -18,6 +18,7 @@ live accuracy signal (recording rule `predictor:feedback_accuracy:ratio_rate1h`)
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -91,10 +92,21 @@ def parse_body(raw: bytes, labels: list[str]) -> tuple[Instance, str, str | None
 def router(model: SentimentModel, log: FeedbackLog) -> APIRouter:
     """The feedback routes for `model`, storing through `log` (started with the app)."""
 
+    async def zero_series() -> None:
+        """Every label x verdict series from the first scrape after load, at 0, so the
+        first labels of a version count in increase() (the model loads after the bind)."""
+        while not model.ready:
+            await asyncio.sleep(0.05)
+        for label in model.labels:
+            for verdict in ("agree", "disagree"):
+                FEEDBACK.labels(model.name, label, verdict)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         log.start()
+        zeros = asyncio.get_running_loop().create_task(zero_series(), name="feedback-series")
         yield
+        zeros.cancel()
         await log.close(model.settings.drain_timeout_s)  # before the model drains the store
 
     api = APIRouter(lifespan=lifespan)
