@@ -32,6 +32,9 @@ ERROR_RATIO_MIN_RPS = 0.1  # below this, a single failure is not a trend
 P99_MAX_SECONDS = 0.5  # a bucket boundary of predictor_request_duration_seconds
 HIT_RATIO_DROP = 0.5  # alert when the hit ratio falls below half of an hour ago
 HIT_RATIO_MIN_LOOKUPS = 0.5
+FEEDBACK_ACCURACY_MIN = 0.7  # mlops.cycle --min-accuracy: below it the loop retrains
+FEEDBACK_MIN_LABELS = 20  # labels in the window before the ratio means anything
+FEEDBACK_WINDOW = "1h"  # feedback is sparse: a long window
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,40 @@ def _model_not_ready() -> Alert:
     )
 
 
+def feedback_accuracy(by: tuple[str, ...] = BY_VERSION, matchers: tuple[str, ...] = ()) -> str:
+    """Share of production feedback labels that agree with what the version served."""
+    fb = "predictor_feedback_total"
+    return ratio(
+        rate(fb, (*matchers, 'verdict="agree"'), FEEDBACK_WINDOW, by),
+        rate(fb, matchers, FEEDBACK_WINDOW, by),
+    )
+
+
+def _feedback_accuracy() -> Alert:
+    signal = feedback_accuracy()
+    labels = (
+        f"sum by ({', '.join(BY_VERSION)}) (increase(predictor_feedback_total[{FEEDBACK_WINDOW}]))"
+    )
+    return Alert(
+        name="PredictorFeedbackAccuracyLow",
+        signal=signal,
+        expr=f"{signal} < {FEEDBACK_ACCURACY_MIN} and {labels} >= {FEEDBACK_MIN_LABELS}",
+        for_="15m",
+        severity="warning",
+        summary="Feedback agrees with {{ $labels.model }} {{ $labels.version }} only "
+        "{{ $value | humanizePercentage }} of the time",
+        description="Of the production feedback labels sent to POST /v1/models/"
+        "{{ $labels.model }}/feedback in {{ $labels.namespace }} over the last hour, fewer than "
+        f"{FEEDBACK_ACCURACY_MIN:.0%} matched what version {{{{ $labels.version }}}} had "
+        "predicted: the live accuracy signal has dropped.",
+        runbook="Read the newest feedback (GET /v1/models/MODEL/feedback?limit=50): one client "
+        "sending wrong labels shows as one source, a shift as many. Check drift "
+        "(python -m mlops.drift --prometheus ...). python -m mlops.cycle acts on this signal: "
+        "it retrains with the feedback and starts a canary; if a canary is live and only it is "
+        "low, the cycle rolls it back.",
+    )
+
+
 ALERTS: tuple[Alert, ...] = (
     _error_ratio(),
     _latency(),
@@ -198,6 +235,7 @@ ALERTS: tuple[Alert, ...] = (
     _redis_down(),
     _no_ready_replicas(),
     _model_not_ready(),
+    _feedback_accuracy(),
 )
 
 

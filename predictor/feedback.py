@@ -13,7 +13,7 @@ oldest first) as JSON lines, so `mlops.cycle` can read feedback from any backend
 
 Metrics: `predictor_feedback_total{model,version,label,verdict}` where verdict is
 `agree` or `disagree` with the served prediction; agree / all over a window is a
-live accuracy signal (recording rule `predictor:feedback_accuracy:ratio_rate1h`).
+live accuracy signal (dashboard panel and alert PredictorFeedbackAccuracyLow).
 """
 
 from __future__ import annotations
@@ -32,7 +32,12 @@ from prometheus_client import Counter
 
 from predictor.errors import BadInput, NotFound
 from predictor.featurestore import keys
-from predictor.featurestore.feedback import FeedbackLog, FeedbackRecord, text_hash
+from predictor.featurestore.feedback import (
+    FEEDBACK_DROPPED,
+    FeedbackLog,
+    FeedbackRecord,
+    text_hash,
+)
 from predictor.logs import REQUEST_ID
 from predictor.metrics import ModelSeries
 from predictor.model import SentimentModel
@@ -100,6 +105,7 @@ def router(model: SentimentModel, log: FeedbackLog) -> APIRouter:
         for label in model.labels:
             for verdict in ("agree", "disagree"):
                 FEEDBACK.labels(model.name, label, verdict)
+        FEEDBACK_DROPPED.labels(model.name)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -72,7 +72,12 @@ def _traffic(server: PredictorProcess, api: FakeXApi, round_: int) -> list[int]:
         json={"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["v2"]}]},
         timeout=30,
     )
-    return [*statuses, resp.status_code]
+    fb = httpx.post(
+        f"{server.url}/v1/models/sentiment/feedback",
+        json={"text": f"feedback {round_}", "label": ("negative", "positive")[round_ % 2]},
+        timeout=30,
+    )
+    return [*statuses, resp.status_code, fb.status_code]
 
 
 @pytest.fixture(scope="module")

@@ -107,6 +107,14 @@ def _redis_up(values: str) -> dict[str, str]:
     return {_s("predictor_featurestore_up", namespace=NS, pod="p-1", backend="redis"): values}
 
 
+def _feedback(agree: str, disagree: str, label: str = "positive") -> dict[str, str]:
+    def series(verdict: str) -> str:
+        return _s("predictor_feedback_total", namespace=NS, model="sentiment", version="v2",
+                  label=label, verdict=verdict)  # fmt: skip
+
+    return {series("agree"): agree, series("disagree"): disagree}
+
+
 MODEL_V2 = {"namespace": NS, "model": "sentiment", "version": "v2"}
 
 CASES = [
@@ -232,6 +240,35 @@ CASES = [
             _s("predictor_model_ready", namespace=NS, model="sentiment", pod="p-2"): "1x15",
         },
         "10m",
+    ),
+    # --- feedback: 1 label a minute agrees with the served prediction, 9 contradict it.
+    Case(
+        "PredictorFeedbackAccuracyLow",
+        "fires when feedback contradicts the served model (10 % agree)",
+        _feedback("0+1x90", "0+9x90"),
+        "60m",
+        {**MODEL_V2, "severity": "warning"},
+        "10%",
+    ),
+    Case(
+        "PredictorFeedbackAccuracyLow",
+        "fires when accuracy drops from 90 % to 20 % (the hour window catches up)",
+        _feedback("0+9x60 540+2x90", "0+1x60 60+8x90"),
+        "140m",
+        {**MODEL_V2, "severity": "warning"},
+        "20%",
+    ),
+    Case(
+        "PredictorFeedbackAccuracyLow",
+        "quiet at 90 % agreement",
+        _feedback("0+9x90", "0+1x90"),
+        "60m",
+    ),
+    Case(
+        "PredictorFeedbackAccuracyLow",
+        "quiet on a trickle: 12 labels an hour are not evidence",
+        _feedback("0x90", "0+0.2x90"),
+        "60m",
     ),
 ]
 
