@@ -295,3 +295,12 @@ volumes:
       sizeLimit: {{ $v.tmpSizeLimit }}
   {{- end }}
 {{- end -}}
+
+{{/* The MLOps cycle's CronJob and ServiceAccount name, and the claim it works on. */}}
+{{- define "sentiment.mlopsCycleName" -}}
+{{- printf "%s-mlops-cycle" (include "sentiment.fullname" .) | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "sentiment.mlopsCycleClaim" -}}
+{{- default (printf "%s-models" (include "sentiment.fullname" .)) .Values.mlops.cycle.persistence.existingClaim -}}
+{{- end -}}
