@@ -79,6 +79,7 @@ class Candidate:
     dir: str
     storage_uri: str
     percent: int
+    since: float = 0.0  # Unix time this step was written: live evidence counts from then on
 
 
 @dataclass
@@ -176,16 +177,16 @@ def step_values(v: Verdict, percent: int, steps: tuple[int, ...], uri: str, mode
 
 
 def feedback_check(
-    prom: Prometheus, model: str, stable: str, canary: str, args: argparse.Namespace
+    prom: Prometheus, model: str, stable: str, canary: str, window: str, args: argparse.Namespace
 ) -> Check:
     """Live accuracy: the canary may agree with feedback at most --max-accuracy-drop less."""
-    c = live_accuracy(prom, model, canary, args.canary_window)
-    s = live_accuracy(prom, model, stable, args.canary_window)
+    c = live_accuracy(prom, model, canary, window)
+    s = live_accuracy(prom, model, stable, window)
     name = "feedback accuracy"
     if c.total < args.min_canary_feedback:
         need = f"(needs {args.min_canary_feedback})"
         return Check(name, False, f"{c.total:.0f} feedback labels on the canary in "
-                     f"{args.canary_window} {need}", Verdict.HOLD)  # fmt: skip
+                     f"{window} {need}", Verdict.HOLD)  # fmt: skip
     assert c.ratio is not None
     if s.ratio is None:
         return Check(name, True, f"canary {c.ratio:.1%} of {c.total:.0f}; stable has no "
@@ -196,15 +197,31 @@ def feedback_check(
                  Verdict.ROLLBACK)  # fmt: skip
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def evidence_window(window: str, since: float, now: float) -> str:
+    """The live window, cut to the time since the current step was written: a step is only
+    judged on traffic it has seen, so a second run right after a step holds."""
+    if since <= 0:
+        return window
+    try:
+        limit = int(window[:-1]) * _UNITS[window[-1]]
+    except (ValueError, KeyError, IndexError):
+        raise CycleError(f"--canary-window {window!r}: a number and one of s, m, h, d") from None
+    return f"{max(1, min(limit, int(now - since)))}s"
+
+
 def decide_canary(
     state: State, cand: Candidate, args: argparse.Namespace, prom: Prometheus
 ) -> Decision:
     """Live gates of the running canary -> step up, hold, or roll back."""
     model = ServingCard.read(Path(state.stable_dir)).name
-    rules = LiveRules(args.canary_window, args.min_requests, args.max_error_increase,
+    window = evidence_window(args.canary_window, cand.since, time.time())
+    rules = LiveRules(window, args.min_requests, args.max_error_increase,
                       args.p99_tolerance, args.p99_slack_ms / 1000)  # fmt: skip
     checks = live_checks(prom, model, state.stable_version, cand.version, rules)
-    checks.append(feedback_check(prom, model, state.stable_version, cand.version, args))
+    checks.append(feedback_check(prom, model, state.stable_version, cand.version, window, args))
     v = worst(checks)
     reasons = [_mark(c) for c in checks]
     values = step_values(v, cand.percent, args.steps, cand.storage_uri, args.deployment_mode)
@@ -222,7 +239,7 @@ def decide_canary(
         return Decision("rollback", reasons, new, values)
     target = next_step(cand.percent, args.steps)
     if target < 100:
-        new.candidate = replace(cand, percent=target)
+        new.candidate = replace(cand, percent=target, since=time.time())
         reasons.append(f"canary {cand.version}: {cand.percent}% -> {target}%")
         return Decision("step", reasons, new, values)
     new.stable_version, new.stable_dir, new.stable_uri = cand.version, cand.dir, cand.storage_uri
@@ -350,7 +367,7 @@ def decide_idle(
             raise CycleError(str(exc)) from exc
     reasons.append(f"published {cand.version} as {uri}")
     first = next_step(0, args.steps)
-    new.candidate = Candidate(cand.version, str(local or cand_dir), uri, first)
+    new.candidate = Candidate(cand.version, str(local or cand_dir), uri, first, time.time())
     values = step_values(Verdict.PROMOTE, 0, args.steps, uri, args.deployment_mode)
     reasons.append(f"canary {cand.version} starts at {first}%")
     return Decision("canary", reasons, new, values)

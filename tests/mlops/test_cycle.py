@@ -231,20 +231,31 @@ def test_drift_and_contradicting_feedback_retrain_publish_and_promote(loop: Loop
 
     # the canary serves the published directory; both get traffic and feedback
     canary = loop.start_canary(published)
-    other = data.load_corpus().texts[2000:2200]
-    for i in range(0, 200, 4):
-        assert v1(loop.stable, other[i : i + 4]).status_code == 200
-        assert v1(canary, other[i : i + 4]).status_code == 200
-    for text, served in zip(contradicted, answers(loop.stable, contradicted), strict=True):
-        label = next(lb for lb in LABELS if lb != served)
-        feedback(canary, text, label)
+    corpus = data.load_corpus().texts
     csel = f'{{version="{cand["version"]}"}}'
-    wait_counted(loop.prometheus, f"sum(predictor_feedback_total{csel})", 25)
-    wait_counted(loop.prometheus, f"sum(predictor_requests_total{csel})", 50)
 
+    def live_evidence(texts: list[str], feedback_before: float) -> None:
+        """Traffic on both versions, and the contradicting labels again on the canary."""
+        for i in range(0, len(texts), 4):
+            assert v1(loop.stable, texts[i : i + 4]).status_code == 200
+            assert v1(canary, texts[i : i + 4]).status_code == 200
+        for text, served in zip(contradicted, answers(loop.stable, contradicted), strict=True):
+            feedback(canary, text, next(lb for lb in LABELS if lb != served))
+        wait_counted(loop.prometheus, f"sum(predictor_feedback_total{csel})", feedback_before + 25)
+
+    live_evidence(corpus[2000:2200], 0)
     code, out = loop.run()
     assert "decision: STEP" in out and "10% -> 50%" in out, out
     assert loop.cycle_state()["candidate"]["percent"] == 50
+
+    # a step is judged on what it has seen since: right after it, nothing new, so hold
+    before = (loop.state.read_text(), loop.step.read_text())
+    code, out = loop.run()
+    assert "decision: HOLD" in out, out
+    assert (loop.state.read_text(), loop.step.read_text()) == before
+
+    time.sleep(2)  # the step's own window starts after it was written
+    live_evidence(corpus[2200:2400], 25)
     code, out = loop.run()
     assert "decision: PROMOTE" in out, out
     st = loop.cycle_state()
