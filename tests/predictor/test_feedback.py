@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loadtest.promstats import sample_sum
+from harness.scrape import sample_sum
 from predictor.featurestore import keys
 from predictor.featurestore.feedback import FeedbackRecord, live_records, text_hash
 from tests.fixtures.fake_x_api import TOKEN, FakeXApi
