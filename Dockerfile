@@ -1,11 +1,19 @@
 # syntax=docker/dockerfile:1
-# Tweet sentiment predictor image: deps -> train-deps -> model -> runtime.
+# Tweet sentiment predictor image: one runtime for any text classifier; the model comes from outside.
 #
-# Layer order follows how often things change: the lock files first (rarely), then the training
-# code and model build, then the predictor code (often). A predictor change rebuilds one small
-# layer; a training change rebuilds the model but reuses every dependency layer.
+# Stages: base -> deps -> app -> runtime (the default target: no model inside; it serves
+# PREDICTOR_MODEL_DIR=/mnt/models, where KServe's storage initializer or a modelcar puts the
+# model named by the InferenceService's storageUri). A new model version is therefore a new
+# storageUri (python -m mlops.publish), never a new image.
+#
+# Opt-in flavour for air-gapped single-image installs: --target baked adds train-deps -> model
+# (python -m training.build inside the build) and copies the model to /models/sentiment.
+#
+# Layer order follows how often things change: the lock files first (rarely), then the predictor
+# code (often). A predictor change rebuilds one small layer.
 #
 # CPU (default):  buildah bud -t predictor:0.1.0 .          (or docker build)
+# Baked model:    --target baked, tag it 0.1.0-baked
 # CUDA:           --build-arg TORCH_VARIANT=cu128 --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128
 #                 and tag it 0.1.0-cuda (the chart's gpu.imageTagSuffix).
 # Offline base:   --build-arg BASE_IMAGE=localhost/sentiment-base (scripts/make-base-image.sh)
@@ -33,13 +41,13 @@ RUN pip install --index-url "${TORCH_INDEX}" --extra-index-url https://pypi.org/
         "torch==${TORCH_VERSION}+${TORCH_VARIANT}" \
     && pip install -c constraints.txt -r requirements.txt
 
-# --- training dependencies: only the model stage sees them ----------------------------------------
+# --- training dependencies (baked flavour only): only the model stage sees them -------------------
 FROM deps AS train-deps
 COPY requirements-train.txt requirements-data.txt ./
 RUN pip install -c constraints.txt -r requirements-train.txt \
     && pip install --no-deps -r requirements-data.txt
 
-# --- the TorchScript model: python -m training.build --------------------------------------------
+# --- the TorchScript model (baked flavour only): python -m training.build ------------------------
 FROM train-deps AS model
 ARG MODEL_MODE=quick
 # Training shares the tokenizer, the model card and the metric buckets with serving; nothing
@@ -48,20 +56,30 @@ COPY predictor/__init__.py predictor/metrics.py predictor/modelcard.py predictor
 COPY training/ training/
 RUN python -m training.build --mode "${MODEL_MODE}" --out /models/sentiment
 
-# --- runtime: venv + model + predictor code, nothing else ----------------------------------------
-FROM base AS runtime
-# uid/gid 10001: the chart's podSecurityContext runs as the same numeric user.
+# --- app: venv + predictor code, shared by both flavours ------------------------------------------
+FROM base AS app
+# uid/gid 10001: the chart's podSecurityContext runs as the same numeric user (a modelcar
+# sidecar runs as it too, so the model files it shares are readable).
 RUN groupadd --gid 10001 app \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp \
         --shell /usr/sbin/nologin app
 COPY --from=deps /opt/venv /opt/venv
-COPY --from=model /models/sentiment /models/sentiment
 WORKDIR /app
 COPY predictor/ predictor/
-ENV PREDICTOR_MODEL_DIR=/models/sentiment \
+# KServe's convention: the storage initializer or the modelcar mounts the model at /mnt/models.
+ENV PREDICTOR_MODEL_DIR=/mnt/models \
     HOME=/tmp
 # Numeric, so Kubernetes can verify runAsNonRoot without reading /etc/passwd.
 USER 10001:10001
 EXPOSE 8080 8081
 ENTRYPOINT ["python", "-m", "predictor"]
 CMD ["--model_name", "sentiment", "--http_port", "8080", "--grpc_port", "8081"]
+
+# --- baked (opt-in): the runtime plus one model version, for installs without model storage ------
+FROM app AS baked
+COPY --from=model /models/sentiment /models/sentiment
+ENV PREDICTOR_MODEL_DIR=/models/sentiment
+
+# --- runtime (default): no model; one image serves every model version and every text model -----
+FROM app AS runtime
+LABEL org.opencontainers.image.description="KServe predictor for TorchScript text classifiers; model from storageUri at /mnt/models"

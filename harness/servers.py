@@ -31,6 +31,7 @@ class PredictorProcess:
     http_port: int = field(default_factory=free_port)
     grpc_port: int = field(default_factory=free_port)
     module: str = "predictor"
+    model_name: str = "sentiment"
     server: ServerProcess | None = None
 
     @property
@@ -51,7 +52,7 @@ class PredictorProcess:
 
     def start(self) -> PredictorProcess:
         cmd = [
-            sys.executable, "-m", self.module, "--model_name", "sentiment",
+            sys.executable, "-m", self.module, "--model_name", self.model_name,
             "--http_port", str(self.http_port), "--grpc_port", str(self.grpc_port),
         ]  # fmt: skip
         env = {"PREDICTOR_MODEL_DIR": str(self.model_dir), "PREDICTOR_CPU_THREADS": "1", **self.env}

@@ -1,10 +1,13 @@
 """The Helm values step a verdict leads to: 10 -> 50 -> 100 percent, or back to 0.
 
-Only `canary.*` (and, when a Standard-mode canary is promoted to 100, `image.*`)
-is written, so the file layers over the release's values with `helm upgrade
---reuse-values -f step.yaml` (or after the other `-f` files). Rollback keeps the
-canary revision but gives it 0%: KServe then sends everything to the previous
-one, and the candidate stays inspectable.
+A canary is a second storageUri: the candidate's model (published by `mlops.publish`)
+goes into `canary.storageUri`; at 100 % it becomes `model.storageUri`, the stable one.
+Only `canary.*` and, at 100 %, `model.storageUri` (and `image.*` for a Standard-mode
+canary that also changed the image) are written, so the file layers over the release's
+values with `helm upgrade --reuse-values -f step.yaml` (or after the other `-f` files).
+Rollback keeps the canary but gives it 0 %: KServe then sends everything to the stable
+model (Knative: the previous revision), which is never touched, and the candidate stays
+inspectable.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class Rollout:
     mode: str = "Knative"
     canary_tag: str = ""
     canary_digest: str = ""
+    stable_uri: str = ""  # model.storageUri
+    canary_uri: str = ""  # canary.storageUri
 
     @classmethod
     def from_values(cls, files: list[Path], defaults: Path = CHART_VALUES) -> Rollout:
@@ -54,6 +59,8 @@ class Rollout:
             str((values.get("predictor") or {}).get("deploymentMode", "Knative")),
             str(image.get("tag") or ""),
             str(image.get("digest") or ""),
+            str((values.get("model") or {}).get("storageUri") or ""),
+            str(canary.get("storageUri") or ""),
         )
 
 
@@ -62,18 +69,28 @@ def next_step(percent: int, steps: tuple[int, ...] = STEPS) -> int:
     return next((s for s in steps if s > percent), 100)
 
 
-def next_values(v: Verdict, now: Rollout, steps: tuple[int, ...] = STEPS) -> dict[str, Any]:
-    """The values override for the next `helm upgrade`."""
+def next_values(
+    v: Verdict, now: Rollout, steps: tuple[int, ...] = STEPS, candidate_uri: str = ""
+) -> dict[str, Any]:
+    """The values override for the next `helm upgrade`. `candidate_uri` is the candidate's
+    storageUri; without it the canary's current one (if any) is kept."""
+    uri = candidate_uri or now.canary_uri
     if v is Verdict.ROLLBACK:
+        # Nothing of the stable side moves: model.storageUri (and the image) stay as they are.
         return {"canary": {"enabled": True, "trafficPercent": 0}}
+    model = {"storageUri": uri} if uri else {}
     if v is Verdict.HOLD:
-        return {"canary": {"enabled": True, "trafficPercent": now.percent}}
+        return {"canary": {"enabled": True, "trafficPercent": now.percent, **model}}
     target = next_step(now.percent, steps)
     if target < 100:
-        return {"canary": {"enabled": True, "trafficPercent": target}}
-    # 100%: the canary becomes the release. Knative: with no canaryTrafficPercent the
-    # newest revision takes all traffic. Standard: the main image becomes the canary's.
+        return {"canary": {"enabled": True, "trafficPercent": target, **model}}
+    # 100%: the canary becomes the release. Its storageUri becomes the stable one (Knative:
+    # the spec then equals the canary revision's, which takes all traffic; Standard: the main
+    # predictor loads it). A Standard-mode canary image becomes the main image likewise.
     out: dict[str, Any] = {"canary": {"enabled": False}}
+    if uri:
+        out["canary"]["storageUri"] = ""
+        out["model"] = {"storageUri": uri}
     if now.mode == "Standard" and (now.canary_tag or now.canary_digest):
         out["image"] = {"tag": now.canary_tag, "digest": now.canary_digest}
     return out

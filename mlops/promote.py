@@ -3,8 +3,10 @@
 Runs the offline rules (mlops.gates: parity, labels, macro-F1 and agreement on
 texts neither model trained on) and, with --prometheus, the live canary rules
 (5xx ratio and p99 of the canary version against stable). Going past the first
-canary step needs live evidence. Writes the next Helm values step (mlops.canary)
-and prints the decision with every rule's reason.
+canary step needs live evidence. Writes the next Helm values step (mlops.canary):
+the candidate's storageUri (--candidate-uri, as `mlops.publish` printed it) goes into
+canary.storageUri, and at 100 % into model.storageUri. Prints the decision with every
+rule's reason.
 
 Exit codes: 0 promote, 3 hold, 4 rollback; 1 the rules could not run, 2 usage.
 """
@@ -31,6 +33,7 @@ from mlops.gates import (
 )
 from mlops.heldout import HeldOutError
 from mlops.prom import PromError, Prometheus
+from mlops.storageuri import StorageUri
 from predictor.modelcard import ServingCard
 
 log = logging.getLogger("mlops.promote")
@@ -44,6 +47,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = cli_parser(__doc__)
     p.add_argument("--stable", type=Path, required=True, help="model directory serving now")
     p.add_argument("--candidate", type=Path, required=True, help="model directory to promote")
+    p.add_argument(
+        "--candidate-uri",
+        default="",
+        help="the candidate's storageUri (what `mlops.publish` printed); it must name the "
+        "candidate card's version. Default: the canary.storageUri of --current-values",
+    )
     p.add_argument(
         "--current-values",
         type=Path,
@@ -90,6 +99,22 @@ def decide(args: argparse.Namespace, now: Rollout) -> list[Check]:
     )
 
 
+def candidate_uri(args: argparse.Namespace, now: Rollout) -> str:
+    """The storageUri the step will deploy, checked against the candidate's card: a URI of
+    another version would canary a model the rules never judged."""
+    uri = args.candidate_uri or now.canary_uri
+    if not uri:
+        return ""
+    parsed = StorageUri.parse(uri, versioned=True)
+    version = ServingCard.read(args.candidate).version
+    if not parsed.digest and parsed.version != version:
+        raise ValueError(
+            f"storageUri {uri} names version {parsed.version!r} but the candidate's card is "
+            f"{version!r}: publish the candidate (python -m mlops.publish) and pass its URI"
+        )
+    return uri
+
+
 def render(v: Verdict, checks: list[Check], now: Rollout, values: dict[str, object]) -> str:
     """The decision for a human: verdict, step, each rule with its reason."""
     lines = [f"decision: {v.value.upper()} (canary now {now.percent}%)"]
@@ -106,12 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         steps = tuple(sorted(int(s) for s in args.steps.split(",")))
         now = Rollout.from_values(args.current_values)
+        uri = candidate_uri(args, now)
         checks = decide(args, now)
     except (HeldOutError, PromError, OSError, ValueError, yaml.YAMLError) as exc:
         log.error("the rules could not run: %s", exc)
         return FAILED
     v = verdict(checks)
-    values = next_values(v, now, steps)
+    values = next_values(v, now, steps, uri)
     text = render(v, checks, now, values)
     if v is Verdict.PROMOTE:
         text += f"\n(step {now.percent}% -> {next_step(now.percent, steps)}%)"

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from predictor.modelcard import ServingCard
+from predictor.modelcard import ModelCardError, ServingCard, check_model_dir
 from predictor.settings import ServingSettings
 from predictor.tokenization import encode, load_tokenizer
 
@@ -52,6 +52,30 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
+def _check_output_width(
+    model: torch.jit.ScriptModule,
+    tokenizer: Tokenizer,
+    card: ServingCard,
+    device: str,
+    model_dir: Path,
+) -> None:
+    """One probe text through the model: its score count must match the card's labels.
+
+    Why: the labels come from the card alone, so a card from another model would otherwise
+    name the wrong outputs (or crash the first request) instead of failing at load.
+    """
+    batch = encode(tokenizer, ["probe"])
+    with torch.inference_mode():
+        logits = model(batch.input_ids.to(device), batch.attention_mask.to(device))
+    width = int(logits.shape[-1]) if logits.dim() == 2 else -1
+    if width != len(card.labels):
+        raise ModelLoadError(
+            f"{model_dir}: model_card.json lists {len(card.labels)} labels {card.labels} but "
+            f"model.pt answers {tuple(logits.shape)} per batch of 1, i.e. {width} scores per "
+            "text; the card belongs to another model"
+        )
+
+
 class Engine:
     """Loads the model directory once and runs batches on its own thread."""
 
@@ -76,28 +100,32 @@ class Engine:
 
     # --- lifecycle -------------------------------------------------------
     def load(self) -> ServingCard:
-        """Read the card, tokenizer and TorchScript file; blocking, call off the loop."""
+        """Read the card, tokenizer and TorchScript file; blocking, call off the loop.
+
+        Nothing is kept unless all of it is valid: a bad directory leaves the engine unloaded
+        (readiness stays false) and raises ModelLoadError saying why.
+        """
         model_dir: Path = self.settings.model_dir
-        missing = [
-            f
-            for f in ("model.pt", "tokenizer.json", "model_card.json")
-            if not (model_dir / f).is_file()
-        ]
-        if missing:
-            raise ModelLoadError(
-                f"model directory {model_dir} lacks {', '.join(missing)}; run `make model`"
-            )
-        card = ServingCard.read(model_dir)
+        try:
+            card = check_model_dir(model_dir)
+        except ModelCardError as exc:
+            raise ModelLoadError(str(exc)) from exc
         tokenizer = load_tokenizer(
             model_dir / "tokenizer.json", card.max_seq_length, card.pad_token_id, card.pad_token
         )
         if self.device == "cpu":
             threads = self.settings.cpu_threads or (torch.get_num_threads() or 1)
             torch.set_num_threads(threads)
-        model = torch.jit.load(str(model_dir / "model.pt"), map_location=self.device)
+        try:
+            model = torch.jit.load(str(model_dir / "model.pt"), map_location=self.device)
+        except RuntimeError as exc:
+            raise ModelLoadError(
+                f"{model_dir / 'model.pt'} is not a TorchScript file: {exc}"
+            ) from exc
         model.eval()
         if self.dtype == torch.float16:
             model = model.half()
+        _check_output_width(model, tokenizer, card, self.device, model_dir)
         self._model, self._tokenizer, self.card = model, tokenizer, card
         log.info(
             "loaded model %s version %s on %s (%s, %d torch threads)",

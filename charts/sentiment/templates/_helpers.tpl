@@ -102,8 +102,8 @@ app.kubernetes.io/component: helm-test
 
 {{/*
 Everything of the predictor that is a pod: containers, volumes, security and scheduling. Shared by
-spec.predictor and, in Standard mode, spec.canary[0].predictor, which differ only in the image.
-Args: dict "root" $ "image" "<image ref>".
+spec.predictor and, in Standard mode, spec.canary[0].predictor, which differ only in the image
+and the model. Args: dict "root" $ "image" "<image ref>" "storageUri" "<uri, or empty for model.dir>".
 */}}
 {{- define "sentiment.predictorPod" -}}
 {{- $ := .root -}}
@@ -175,8 +175,17 @@ containers:
       - name: PREDICTOR_REDIS_URL
         value: redis://:$(REDIS_PASSWORD)@127.0.0.1:{{ $v.redis.port }}/0
       {{- end }}
+      {{- if .storageUri }}
+      {{- /* A custom predictor gets KServe's storage initializer (s3://, gs://, pvc://) or a
+      modelcar (oci://) from this variable on kserve-container; either puts the model at /mnt/models. */}}
+      - name: STORAGE_URI
+        value: {{ .storageUri | quote }}
+      - name: PREDICTOR_MODEL_DIR
+        value: /mnt/models
+      {{- else }}
       - name: PREDICTOR_MODEL_DIR
         value: {{ $v.model.dir | quote }}
+      {{- end }}
       - name: PREDICTOR_DEVICE
         value: {{ ternary "cuda" "cpu" $v.gpu.enabled }}
       - name: PREDICTOR_HALF_PRECISION

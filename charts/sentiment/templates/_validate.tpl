@@ -12,8 +12,14 @@
 {{- if and (eq $p.deploymentMode "Standard") (eq (int $v.autoscaling.minReplicas) 0) (ne $v.autoscaling.standard.autoscalerClass "keda") -}}
 {{- fail "autoscaling.minReplicas 0 (scale to zero) needs deploymentMode Knative, or autoscalerClass keda in Standard mode" -}}
 {{- end -}}
-{{- if and $v.canary.enabled (eq $p.deploymentMode "Standard") (not (or $v.canary.image.tag $v.canary.image.digest)) -}}
-{{- fail "canary.enabled in Standard mode needs canary.image.tag or canary.image.digest: the canary is a second predictor with its own image" -}}
+{{- if and $v.canary.enabled (eq $p.deploymentMode "Standard") (not (or $v.canary.storageUri $v.canary.image.tag $v.canary.image.digest)) -}}
+{{- fail "canary.enabled in Standard mode needs canary.storageUri (a new model) or canary.image.tag/digest (a new image): the canary is a second predictor that must differ from the stable one" -}}
+{{- end -}}
+{{- if and $v.canary.enabled $v.canary.storageUri (not $v.model.storageUri) -}}
+{{- fail "canary.storageUri needs model.storageUri too: the stable model must come from storage for the canary's to replace it" -}}
+{{- end -}}
+{{- if and (not $v.model.storageUri) (not $v.model.dir) -}}
+{{- fail "model.storageUri is empty and so is model.dir: the runtime image carries no model; give the storageUri `python -m mlops.publish` printed" -}}
 {{- end -}}
 {{- if and $v.redis.enabled $v.redis.auth.password (not (regexMatch "^[A-Za-z0-9._~-]+$" $v.redis.auth.password)) -}}
 {{- fail "redis.auth.password must be URL-safe ([A-Za-z0-9._~-]): it is spliced into PREDICTOR_REDIS_URL" -}}
