@@ -26,10 +26,13 @@ def predictor_pod(docs: list[ct.Doc]) -> dict[str, Any]:
 
 
 def test_ci_values_cover_the_named_cases() -> None:
-    """The files the issue names exist: default Knative, Standard with HPA, GPU, KEDA."""
+    """The files the issues name exist: default Knative, Standard with HPA, GPU, KEDA, a model
+    canary in each mode, a second model by values only, the baked-image flavour."""
     names = set(CI_IDS)
     assert {
-        "knative-values.yaml", "standard-hpa-values.yaml", "gpu-values.yaml", "keda-values.yaml"
+        "knative-values.yaml", "standard-hpa-values.yaml", "gpu-values.yaml", "keda-values.yaml",
+        "knative-canary-values.yaml", "standard-canary-values.yaml", "second-model-values.yaml",
+        "baked-values.yaml",
     } <= names  # fmt: skip
 
 
@@ -181,18 +184,130 @@ def test_keda_scales_on_a_prometheus_query_with_a_gateway_canary() -> None:
     assert metric["external"]["target"] == {"type": "Value", "value": "30"}
     canary = isvc["spec"]["canary"]
     assert len(canary) == 1 and canary[0]["trafficPercent"] == 10
-    image = ct.container(canary[0]["predictor"], "kserve-container")["image"]
-    assert image.endswith(":0.2.0")
+    main = ct.container(canary[0]["predictor"], "kserve-container")
+    assert main["image"].endswith(":0.2.0")
     assert ct.container(isvc["spec"]["predictor"], "kserve-container")["image"].endswith(":0.1.0")
+    # An image-only canary: the same model as the stable predictor.
+    assert ct.env_of(main)["STORAGE_URI"] == "pvc://sentiment-models/sentiment"
 
 
 def test_knative_canary_and_scale_to_zero() -> None:
     pod = predictor_pod(ct.render([ci("knative-canary-values.yaml")]))
     assert pod["canaryTrafficPercent"] == 20
+    # The revision this upgrade creates is the canary: it carries the canary's model; the
+    # previous revision (model.storageUri) keeps the other 80%.
+    env = ct.env_of(ct.container(pod, "kserve-container"))
+    assert env["STORAGE_URI"] == "s3://tweet-sentiment-models/sentiment/20261015-a17b2e90"
     assert pod["minReplicas"] == 0
     assert (pod["scaleMetric"], pod["scaleTarget"]) == ("rps", 40)
     retention = "autoscaling.knative.dev/scale-to-zero-pod-retention-period"
     assert pod["annotations"][retention] == "10m"
+
+
+# --- where the model comes from -------------------------------------------------------------------
+
+
+def _model_env(pod: dict[str, Any]) -> dict[str, Any]:
+    return ct.env_of(ct.container(pod, "kserve-container"))
+
+
+@pytest.mark.parametrize(
+    ("values", "uri"),
+    [
+        ("knative-values.yaml", "s3://tweet-sentiment-models/sentiment/20260901-3f2a9c1d"),
+        ("standard-hpa-values.yaml",
+         "oci://ghcr.io/tweet-sentiment/models/sentiment:20260901-3f2a9c1d"),
+        ("gpu-values.yaml", "gs://tweet-sentiment-models/sentiment/20260901-3f2a9c1d"),
+    ],
+)  # fmt: skip
+def test_storage_uri_reaches_kserve_container_and_the_predictor_reads_mnt_models(
+    values: str, uri: str
+) -> None:
+    """KServe's custom-predictor contract: STORAGE_URI on kserve-container makes the webhook add
+    the storage initializer (or the modelcar for oci://), which fills /mnt/models."""
+    env = _model_env(predictor_pod(ct.render([ci(values)])))
+    assert env["STORAGE_URI"] == uri
+    assert env["PREDICTOR_MODEL_DIR"] == "/mnt/models"
+
+
+def test_default_model_is_a_pvc_and_the_runtime_image_has_none() -> None:
+    env = _model_env(predictor_pod(ct.render()))
+    assert env["STORAGE_URI"] == "pvc://sentiment-models/sentiment"
+    assert env["PREDICTOR_MODEL_DIR"] == "/mnt/models"
+
+
+def test_baked_flavour_serves_the_model_inside_the_image() -> None:
+    pod = predictor_pod(ct.render([ci("baked-values.yaml")]))
+    main = ct.container(pod, "kserve-container")
+    assert "STORAGE_URI" not in ct.env_of(main)
+    assert ct.env_of(main)["PREDICTOR_MODEL_DIR"] == "/models/sentiment"
+    assert main["image"].endswith(":0.1.0-baked")
+
+
+def test_standard_canary_is_a_second_model_on_the_same_image() -> None:
+    isvc = ct.one(ct.render([ci("standard-canary-values.yaml")]), "InferenceService")
+    stable, canary = isvc["spec"]["predictor"], isvc["spec"]["canary"][0]
+    assert canary["trafficPercent"] == 10
+    assert _model_env(stable)["STORAGE_URI"].endswith(":20260901-3f2a9c1d")
+    assert _model_env(canary["predictor"])["STORAGE_URI"].endswith(":20261015-a17b2e90")
+    images = {ct.container(p, "kserve-container")["image"] for p in (stable, canary["predictor"])}
+    assert images == {"ghcr.io/tweet-sentiment/predictor:0.1.0"}
+
+
+@pytest.mark.parametrize(
+    "values", ["knative-canary-values.yaml", "standard-canary-values.yaml", "baked-values.yaml",
+               "second-model-values.yaml", "gpu-values.yaml"],
+)  # fmt: skip
+def test_sidecar_probes_security_and_drain_survive_in_every_model_source(values: str) -> None:
+    """Whatever delivers the model, every predictor (stable and Standard canary) keeps the Redis
+    sidecar, the v2 probes, the restricted security context and the drain timing."""
+    isvc = ct.one(ct.render([ci(values)]), "InferenceService")
+    pods = [isvc["spec"]["predictor"]] + [c["predictor"] for c in isvc["spec"].get("canary", [])]
+    for pod in pods:
+        assert [c["name"] for c in pod["containers"]] == ["kserve-container", "redis"]
+        main = ct.container(pod, "kserve-container")
+        assert main["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+        assert main["securityContext"]["readOnlyRootFilesystem"] is True
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        drain = int(ct.env_of(main)["PREDICTOR_DRAIN_TIMEOUT_S"])
+        assert (
+            pod["terminationGracePeriodSeconds"]
+            >= main["lifecycle"]["preStop"]["sleep"]["seconds"] + drain
+        )
+
+
+def test_second_model_by_values_only() -> None:
+    """Another text classifier: its name and storageUri change; the image and the pod do not,
+    and no label name appears anywhere in what the chart renders (they are in the card)."""
+    docs = ct.render([ci("second-model-values.yaml")])
+    isvc = ct.one(docs, "InferenceService")
+    assert isvc["metadata"]["name"] == "tone"
+    main = ct.container(isvc["spec"]["predictor"], "kserve-container")
+    assert "--model_name=tone" in main["args"]
+    assert ct.env_of(main)["STORAGE_URI"] == "s3://tweet-sentiment-models/tone/20261020-5c0ffee1"
+    assert main["image"] == ct.container(predictor_pod(ct.render()), "kserve-container")["image"]
+    rendered = ct.template_text([ci("second-model-values.yaml")]).stdout
+    assert not {"negative", "neutral", "positive"} & set(re.findall(r"[a-z]+", rendered))
+
+
+def test_storage_secret_is_attached_to_the_service_account() -> None:
+    docs = ct.render(sets=["model.storageSecretName=s3-models"])
+    assert ct.one(docs, "ServiceAccount")["secrets"] == [{"name": "s3-models"}]
+    assert "secrets" not in ct.one(ct.render(), "ServiceAccount")
+
+
+def test_the_servingruntime_crd_cannot_hold_this_pod(shared_crds: Path) -> None:
+    """Why the chart uses a custom predictor (STORAGE_URI) and not a ServingRuntime: the real
+    ServingRuntime schema has no place for the pod-level settings the drain and the restricted
+    security need, so they would be split across two objects (and one runtime shared by the
+    stable and the canary could not canary an image)."""
+    crd = yaml.safe_load((ct.CRDS / "serving.kserve.io_servingruntimes.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    needed = {"terminationGracePeriodSeconds", "securityContext", "serviceAccountName",
+              "automountServiceAccountToken"}  # fmt: skip
+    pod = predictor_pod(ct.render())
+    assert needed <= pod.keys()
+    assert needed.isdisjoint(spec["properties"])
 
 
 def test_gpu_values() -> None:
@@ -290,6 +405,10 @@ def test_notes_tell_how_to_call_and_watch() -> None:
         (["redis.maxmemoryPolicy=lru"], "maxmemoryPolicy"),
         (["image.digest=latest"], "digest"),
         (["autoscaling.knative.metric=cpu"], "metric"),
+        (["model.storageUri=hf://org/model"], "storageUri"),
+        (["model.storageUri=https://example.com/model.tgz"], "storageUri"),
+        (["model.storageUri=oci://ghcr.io/org/models/sentiment"], "storageUri"),  # no version
+        (["canary.storageUri=ftp://host/model"], "storageUri"),
     ],
 )
 def test_schema_rejects(sets: list[str], message: str) -> None:
@@ -306,6 +425,10 @@ def test_schema_rejects(sets: list[str], message: str) -> None:
         (["predictor.deploymentMode=Standard", "autoscaling.minReplicas=0"], "scale to zero"),
         (["predictor.deploymentMode=Standard", "canary.enabled=true"], "canary.image.tag"),
         (["redis.auth.password=p@ss/word"], "URL-safe"),
+        (
+            ["model.storageUri=", "canary.enabled=true", "canary.storageUri=s3://bkt/m/v2/"],
+            "needs model.storageUri",
+        ),
     ],
 )
 def test_template_rejects_inconsistent_values(sets: list[str], message: str) -> None:

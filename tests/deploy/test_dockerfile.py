@@ -55,7 +55,9 @@ def test_hadolint_is_live(tmp_path: Path) -> None:
 
 
 def test_stages_in_order() -> None:
-    assert list(stages())[1:] == ["base", "deps", "train-deps", "model", "runtime"]
+    """The default target (the last stage) is the runtime without a model; the baked flavour
+    and the stages that build its model are opt-in (--target baked)."""
+    assert list(stages())[1:] == ["base", "deps", "train-deps", "model", "app", "baked", "runtime"]
 
 
 def test_lock_files_before_code() -> None:
@@ -107,18 +109,28 @@ def test_model_stage_copies_what_training_imports() -> None:
     assert needed <= copied, f"add to the model stage's COPY: {sorted(needed - copied)}"
 
 
-def test_runtime_has_only_venv_model_and_predictor() -> None:
-    runtime = stages()["runtime"]
-    copies = [line for line in runtime if line.startswith("COPY")]
-    assert copies == [
-        "COPY --from=deps /opt/venv /opt/venv",
-        "COPY --from=model /models/sentiment /models/sentiment",
-        "COPY predictor/ predictor/",
+def test_runtime_has_only_venv_and_predictor_and_reads_mnt_models() -> None:
+    """One runtime image for any model: no model inside, KServe's /mnt/models by default."""
+    app, runtime = stages()["app"], stages()["runtime"]
+    assert runtime[0] == "FROM app AS runtime"
+    assert not any(line.startswith(("COPY", "RUN", "ENV", "USER")) for line in runtime)
+    copies = [line for line in app if line.startswith("COPY")]
+    assert copies == ["COPY --from=deps /opt/venv /opt/venv", "COPY predictor/ predictor/"]
+    env = " ".join(line for line in app if line.startswith("ENV"))
+    assert "PREDICTOR_MODEL_DIR=/mnt/models" in env
+
+
+def test_baked_flavour_adds_only_the_model() -> None:
+    baked = stages()["baked"]
+    assert baked[0] == "FROM app AS baked"
+    assert [line for line in baked if line.startswith("COPY")] == [
+        "COPY --from=model /models/sentiment /models/sentiment"
     ]
+    assert "ENV PREDICTOR_MODEL_DIR=/models/sentiment" in baked
 
 
 def test_numeric_non_root_user_and_exec_entrypoint() -> None:
-    runtime = stages()["runtime"]
+    runtime = stages()["app"]
     user = [line.split()[1] for line in runtime if line.startswith("USER")]
     assert len(user) == 1 and re.fullmatch(r"[1-9][0-9]{3,}(:[0-9]+)?", user[0]), user
     entrypoint = next(line for line in runtime if line.startswith("ENTRYPOINT"))

@@ -18,9 +18,7 @@
 {{- if and $v.canary.enabled $v.canary.storageUri (not $v.model.storageUri) -}}
 {{- fail "canary.storageUri needs model.storageUri too: the stable model must come from storage for the canary's to replace it" -}}
 {{- end -}}
-{{- if and (not $v.model.storageUri) (not $v.model.dir) -}}
-{{- fail "model.storageUri is empty and so is model.dir: the runtime image carries no model; give the storageUri `python -m mlops.publish` printed" -}}
-{{- end -}}
+
 {{- if and $v.redis.enabled $v.redis.auth.password (not (regexMatch "^[A-Za-z0-9._~-]+$" $v.redis.auth.password)) -}}
 {{- fail "redis.auth.password must be URL-safe ([A-Za-z0-9._~-]): it is spliced into PREDICTOR_REDIS_URL" -}}
 {{- end -}}
