@@ -9,6 +9,10 @@ declare -A package_of=(
   [prometheus]=prometheus          # live metrics, promote, drift through Prometheus
   [promtool]=prometheus            # alert-rule unit tests
   [openssl]=openssl                # TLS certificates for the rediss:// tests
+  [buildah]=buildah                # modelcars (mlops.publish --to oci://), the image build
+  [skopeo]=skopeo                  # modelcar labels read from a registry
+  [docker-registry]=docker-registry  # the OCI registry the modelcar tests push to
+  [busybox]=busybox-static         # the modelcar's base (a static busybox)
 )
 missing=()
 for cmd in "${!package_of[@]}"; do

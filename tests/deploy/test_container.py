@@ -1,10 +1,13 @@
-"""Build the image for real and prove the predictor answers inside the container (slow).
+"""Build the runtime image for real and prove it serves a model it does not contain (slow).
 
-buildah builds the Dockerfile (chroot isolation, vfs storage) on a Debian bookworm base made by
-debootstrap; podman runs it with runc the way the chart runs the pod: numeric user 10001,
-read-only root filesystem with a tmpfs /tmp, no capabilities, no privilege escalation. Then the
+buildah builds the Dockerfile's default target, the runtime without a model (chroot isolation,
+vfs storage) on a Debian bookworm base made by debootstrap. The model is a modelcar built by
+`mlops.publish` (the tiny test model under /models of a busybox image). podman runs the runtime
+the way the chart runs the pod: numeric user 10001, read-only root filesystem with a tmpfs /tmp,
+no capabilities, no privilege escalation, and the modelcar's files mounted as an image
+(`--mount type=image`), as KServe shares a modelcar's /models with kserve-container. Then the
 v1 and v2 REST endpoints are called and the container is stopped with SIGTERM, which must drain
-and exit 0.
+and exit 0. The same image with nothing mounted must refuse to turn ready and say why.
 
 Run: `make container-test` (or `pytest -m slow tests/deploy/test_container.py -s`); with
 CONTAINER_TEST_IMAGE=<image> it runs that already-built image instead of building. Needs root
@@ -20,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,8 +69,17 @@ def image() -> str:
 
 
 @pytest.fixture(scope="module")
-def container(image: str) -> Iterator[tuple[str, str]]:
-    """The predictor running in podman on free loopback ports: (container id, base URL)."""
+def modelcar(tiny_model_dir: Path) -> str:
+    """The tiny model as a modelcar in local storage (no registry needed for podman)."""
+    from mlops.publish import publish
+
+    started = time.monotonic()
+    uri = publish(tiny_model_dir, "oci://localhost/sentiment-models/tiny", push=False)
+    print(f"\nmodelcar {uri} built in {time.monotonic() - started:.1f} s")
+    return uri.removeprefix("oci://")
+
+
+def _podman_run(image: str, *mounts: str, env: tuple[str, ...] = ()) -> tuple[str, str]:
     http, grpc = free_port(), free_port()
     run = subprocess.run(
         [
@@ -74,15 +87,29 @@ def container(image: str) -> Iterator[tuple[str, str]]:
             "--user", "10001:10001", "--read-only", "--tmpfs", "/tmp:rw,size=64m",
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
             "-e", "PREDICTOR_CPU_THREADS=1", "-e", "PREDICTOR_DRAIN_TIMEOUT_S=10",
+            *(a for e in env for a in ("-e", e)), *mounts,
             image, "--model_name", "sentiment",
             "--http_port", str(http), "--grpc_port", str(grpc),
         ],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
-    cid = run.stdout.strip()
-    base = f"http://127.0.0.1:{http}"
+    return run.stdout.strip(), f"http://127.0.0.1:{http}"
+
+
+@pytest.fixture(scope="module")
+def container(image: str, modelcar: str) -> Iterator[tuple[str, str]]:
+    """The runtime in podman on free loopback ports, the modelcar mounted: (id, base URL).
+
+    KServe links /mnt/models to the modelcar's /models; podman 4.3 mounts an image's root only
+    (no subpath), so the modelcar root goes to /mnt/modelcar and PREDICTOR_MODEL_DIR, the
+    override the chart also uses, points at its /models."""
+    started = time.monotonic()
+    cid, base = _podman_run(
+        image, "--mount", f"type=image,source={modelcar},destination=/mnt/modelcar",
+        env=("PREDICTOR_MODEL_DIR=/mnt/modelcar/models",),
+    )  # fmt: skip
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 600  # vfs copies the 1.6 GB image for each container
         while True:
             try:
                 with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=2) as resp:
@@ -98,6 +125,7 @@ def container(image: str) -> Iterator[tuple[str, str]]:
                 logs = subprocess.run([*PODMAN, "logs", cid], capture_output=True, text=True)
                 pytest.fail(f"predictor not ready (running={state}):\n{logs.stdout}{logs.stderr}")
             time.sleep(1)
+        print(f"\npodman run to ready: {time.monotonic() - started:.0f} s (vfs copy included)")
         yield cid, base
     finally:
         subprocess.run([*PODMAN, "rm", "-f", "-t", "0", cid], capture_output=True)
@@ -142,3 +170,18 @@ def test_sigterm_drains_and_exits_zero(container: tuple[str, str]) -> None:
     ).stdout.strip()  # fmt: skip
     assert code == "0", f"exit code {code} after SIGTERM"
     assert time.monotonic() - started < 30, "the predictor needed SIGKILL"
+
+
+def test_without_a_model_it_never_turns_ready_and_says_why(image: str) -> None:
+    """The runtime alone, /mnt/models empty (a storage initializer that fetched nothing)."""
+    cid, _ = _podman_run(image, "--tmpfs", "/mnt/models:rw,size=1m")
+    try:
+        code = subprocess.run(
+            [*PODMAN, "wait", cid], check=True, capture_output=True, text=True, timeout=900
+        ).stdout.strip()
+        logs = subprocess.run([*PODMAN, "logs", cid], capture_output=True, text=True)
+        assert code == "1", logs.stdout + logs.stderr
+        text = logs.stdout + logs.stderr
+        assert "model failed to load" in text and "/mnt/models lacks model.pt" in text
+    finally:
+        subprocess.run([*PODMAN, "rm", "-f", "-t", "0", cid], capture_output=True)
