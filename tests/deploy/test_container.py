@@ -69,14 +69,16 @@ def image() -> str:
 
 
 @pytest.fixture(scope="module")
-def modelcar(tiny_model_dir: Path) -> str:
+def modelcar(tiny_model_dir: Path) -> Iterator[str]:
     """The tiny model as a modelcar in local storage (no registry needed for podman)."""
     from mlops.publish import publish
+    from tests.fixtures.object_store import remove_local_images
 
     started = time.monotonic()
     uri = publish(tiny_model_dir, "oci://localhost/sentiment-models/tiny", push=False)
     print(f"\nmodelcar {uri} built in {time.monotonic() - started:.1f} s")
-    return uri.removeprefix("oci://")
+    yield uri.removeprefix("oci://")
+    remove_local_images("localhost/sentiment-models/")
 
 
 def _podman_run(image: str, *mounts: str, env: tuple[str, ...] = ()) -> tuple[str, str]:
