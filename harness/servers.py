@@ -79,12 +79,14 @@ class RedisServer:
     """`redis-server` with no persistence; `stop`/`start` keep the port.
 
     With `tls=True` it speaks only TLS, with a self-signed certificate for
-    127.0.0.1 that `url()` tells the client to trust.
+    127.0.0.1 that `url()` tells the client to trust. `args` are extra
+    redis-server flags (replication, cluster mode: harness/redis_deployments.py).
     """
 
     workdir: Path
     password: str | None = None
     tls: bool = False
+    args: list[str] = field(default_factory=list)
     port: int = field(default_factory=free_port)
     server: ServerProcess | None = None
 
@@ -123,6 +125,7 @@ class RedisServer:
         ]  # fmt: skip
         if self.password:
             cmd += ["--requirepass", self.password]
+        cmd += self.args
         self.server = ServerProcess(cmd, self.workdir / "redis-server.out").start()
         self.server.wait_until(self.client().ping, timeout, errors=(redis.ConnectionError,))
         return self
@@ -130,6 +133,12 @@ class RedisServer:
     def stop(self) -> None:
         if self.server is not None and self.server.running():
             self.server.stop(timeout=10)
+        self.server = None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no goodbye to clients or replicas (a crashed node)."""
+        if self.server is not None and self.server.running():
+            self.server.stop(signal.SIGKILL, timeout=10)
         self.server = None
 
     def client(self) -> redis.Redis:

@@ -139,7 +139,7 @@ def from_featurestore(
     import redis
 
     client = redis.Redis.from_url(redis_url, socket_timeout=5)
-    prefix = key_prefix + keys.prediction_key(card.name, version, "").rsplit(":", 1)[0]
+    prefix = key_prefix + keys.prediction_prefix(card.name, version)
     found: list[tuple[str, float]] = []
     batch: list[bytes] = []
 
@@ -151,7 +151,7 @@ def from_featurestore(
         batch.clear()
 
     try:
-        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        for key in client.scan_iter(match=f"{prefix}*", count=1000):
             batch.append(key)
             if len(batch) >= 500:
                 flush()

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from predictor import DEFAULT_MODEL_NAME, feedback, users
 from predictor.engine import Engine
 from predictor.featurestore.feedback import FeedbackLog, FeedbackSettings
+from predictor.featurestore.history import UserHistory
 from predictor.featurestore.predictions import PredictionCache
 from predictor.featurestore.settings import FeatureStoreSettings
 from predictor.featurestore.store import FeatureStore
@@ -35,7 +36,8 @@ def build_model(
     settings: Settings,
     model_cls: type[SentimentModel] = SentimentModel,
 ) -> SentimentModel:
-    """The model with its engine, feature store, prediction cache and tweet resolver."""
+    """The model with its engine, feature store, prediction cache, user history and
+    tweet resolver."""
     store = FeatureStore(settings.featurestore)
     return model_cls(
         name,
@@ -43,7 +45,8 @@ def build_model(
         engine=Engine(settings.serving),
         featurestore=store,
         cache=PredictionCache(store, name),
-        tweets=TweetResolver(create_source(settings.tweets), store),
+        history=UserHistory(store, name),
+        tweets=TweetResolver(create_source(settings.tweets), store, name),
     )
 
 
@@ -66,7 +69,7 @@ def build_server(
 ) -> PredictorServer:
     """The whole process: the model, its routes and the REST + gRPC server around it."""
     model = build_model(name, settings, model_cls)
-    routers = [users.router(model.cache, lambda: model.labels)]
+    routers = [users.router(model.history, lambda: model.labels)]
     if settings.feedback.feedback_enabled:
         log = FeedbackLog(model.featurestore, name, settings.feedback)
         routers.append(feedback.router(model, log))

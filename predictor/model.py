@@ -19,7 +19,8 @@ from predictor import metrics
 from predictor.batching import Batcher, Row
 from predictor.engine import Engine
 from predictor.errors import NotReady
-from predictor.featurestore.predictions import Authored, PredictionCache
+from predictor.featurestore.history import Authored, UserHistory
+from predictor.featurestore.predictions import PredictionCache
 from predictor.featurestore.store import FeatureStore
 from predictor.modelcard import ServingCard
 from predictor.prediction import Prediction
@@ -68,6 +69,7 @@ class SentimentModel(Model):
         engine: Engine,
         featurestore: FeatureStore,
         cache: PredictionCache,
+        history: UserHistory,
         tweets: TweetResolver,
     ) -> None:
         """Every collaborator is built by the composition root (`predictor.app`)."""
@@ -76,6 +78,7 @@ class SentimentModel(Model):
         self._engine = engine
         self.featurestore = featurestore
         self.cache = cache
+        self.history = history
         self.tweets = tweets
         self._batcher: Batcher | None = None
         self.card: ServingCard | None = None
@@ -167,8 +170,8 @@ class SentimentModel(Model):
         if self._batcher is None or not self.ready:
             raise NotReady(f"model {self.name} is not ready")
         inputs = await self._inputs(payload)
-        version = self.version
-        found = await self.cache.lookup(version, [i.text for i in inputs])
+        version, precision = self.version, self._engine.precision
+        found = await self.cache.lookup(version, precision, [i.text for i in inputs])
         todo = list(dict.fromkeys(i.text for i, p in zip(inputs, found, strict=True) if p is None))
         computed: dict[str, Prediction] = {}
         if todo:
@@ -192,10 +195,8 @@ class SentimentModel(Model):
             metrics.PREDICTIONS.labels(self.name, p.label).inc()
             metrics.PREDICTION_SCORE.labels(self.name).observe(p.score)
             predictions.append(p)
-        resolved = [i.tweet for i in inputs if i.tweet is not None]
-        self.cache.remember(
-            version, list(computed.items()), authored, self.tweets.cache_values(resolved)
-        )
+        self.cache.remember(version, precision, list(computed.items()))
+        self.history.record(version, authored)
         return Answer(payload, predictions)
 
     async def postprocess(

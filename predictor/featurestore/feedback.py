@@ -131,7 +131,7 @@ class FeedbackLog:
 
     def record(self, rec: FeedbackRecord) -> None:
         """Queue one record for after the response; a full queue drops and counts it."""
-        op = WriteOp(self.model, history={self.key: [rec.encode()]})
+        op = WriteOp(self.model, rec.version, history={self.key: [rec.encode()]})
         if not self.writer.submit(op):
             FEEDBACK_DROPPED.labels(self.model).inc()
             self._errors.warning("feedback write queue full: dropping feedback")

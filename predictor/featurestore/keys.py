@@ -1,10 +1,19 @@
 """The one place feature-store keys are derived.
 
-A prediction key hashes model name, model version and the normalised text, so
-a canary and the stable model never share entries and the same tweet sent with
-different request ids (or stray whitespace) still hits. Name and version are
-also kept readable in front of the hash so an operator can find or drop one
-version's entries with SCAN.
+A prediction key hashes model name, model version, numeric precision and the
+normalised text, so a canary and the stable model (or an fp16 and an fp32
+replica, whose scores differ in the last digits) never share entries, and the
+same tweet sent with different request ids (or stray whitespace) still hits.
+Name, version and precision are also kept readable in front of the hash so an
+operator can find or drop one version's entries with SCAN
+(`prediction_prefix`).
+
+Redis Cluster places a key by the CRC16 of its hash tag (the first `{...}`)
+or, without one, of the whole key. Predictions carry no tag, so one model's
+entries spread over every shard and a batched lookup is one pipelined MGET
+per node; a user's history key is tagged with the username, so everything
+kept about one user lives on one slot and is read in one call. Braces in the
+readable parts are replaced so no model name or version can become a tag.
 """
 
 from __future__ import annotations
@@ -13,8 +22,9 @@ import hashlib
 import re
 import unicodedata
 
-SCHEMA = "1"  # bump when the value format changes: old entries then simply miss
+SCHEMA = "2"  # bump when the value or key format changes: old entries then simply miss
 _SPACE = re.compile(r"\s+")
+_BRACES = str.maketrans("{}", "__")
 
 
 def normalise_text(text: str) -> str:
@@ -26,31 +36,44 @@ def normalise_text(text: str) -> str:
     return _SPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
 
 
-def _digest(*parts: str) -> str:
+def digest(*parts: str) -> str:
+    """Length-prefixed blake2b of `parts`: ("ab", "c") and ("a", "bc") never collide."""
     h = hashlib.blake2b(digest_size=16)
     for part in parts:
         data = part.encode("utf-8")
-        h.update(len(data).to_bytes(8, "big"))  # length-prefixed: no ambiguous joins
+        h.update(len(data).to_bytes(8, "big"))
         h.update(data)
     return h.hexdigest()
 
 
-def prediction_key(model: str, version: str, text: str) -> str:
+def _readable(part: str) -> str:
+    return part.translate(_BRACES)
+
+
+def prediction_prefix(model: str, version: str, precision: str | None = None) -> str:
+    """Start of every prediction key of one model version (of one precision when given),
+    for SCAN MATCH `<key_prefix><this>*` by operators and tools (mlops.live)."""
+    head = f"pred:{_readable(model)}:{_readable(version)}:"
+    return head if precision is None else f"{head}{_readable(precision)}:"
+
+
+def prediction_key(model: str, version: str, precision: str, text: str) -> str:
     """Key of one cached prediction."""
-    digest = _digest(SCHEMA, model, version, normalise_text(text))
-    return f"pred:{model}:{version}:{digest}"
+    h = digest(SCHEMA, model, version, precision, normalise_text(text))
+    return prediction_prefix(model, version, precision) + h
 
 
 def tweet_key(source: str, tweet_id: str) -> str:
     """Key of one fetched tweet (text and author), independent of any model."""
-    return f"tweet:{source}:{tweet_id}"
+    return f"tweet:{_readable(source)}:{_readable(tweet_id)}"
 
 
 def history_key(username: str) -> str:
-    """Key of a user's prediction history; X usernames are case-insensitive."""
-    return f"hist:{username.lower()}"
+    """Key of a user's prediction history, hash-tagged by the user (one slot per user);
+    X usernames are case-insensitive."""
+    return f"hist:{{{_readable(username.lower())}}}"
 
 
 def feedback_key(model: str) -> str:
     """Key of a model's feedback log (one capped list for every version of it)."""
-    return f"fb:{model}"
+    return f"fb:{_readable(model)}"

@@ -19,13 +19,14 @@ CACHE_LOOKUPS = Counter(
 CACHE_LOOKUP_LATENCY = Histogram(
     "predictor_cache_lookup_duration_seconds",
     "One batched cache lookup (one round trip for all texts of a request).",
-    ["model"],
+    ["model", "version"],
     buckets=LOOKUP_BUCKETS,
 )
 CACHE_WRITE_ERRORS = Counter(
     "predictor_cache_write_errors_total",
-    "Write-behind entries lost: the backend failed or the write queue was full.",
-    ["model"],
+    "Write-behind entries lost: the backend failed or the write queue was full "
+    '(version="" for fetched tweets, which belong to no model version).',
+    ["model", "version"],
 )
 FEATURESTORE_UP = Gauge(
     "predictor_featurestore_up",

@@ -1,9 +1,16 @@
-"""Redis backend: `redis.asyncio`, bounded pools, timeouts always set.
+"""Redis backend: standalone, Sentinel or Cluster, always through redis-py's own clients.
 
-Two pools from the same URL: lookups sit on the request path and get a short
-socket timeout; write-behind runs after the response and may wait longer.
-AUTH, TLS (`rediss://`) and the database come from the URL. Every command of a
-batch goes out in one round trip (MGET, or a non-transactional pipeline).
+Two clients from the same target: lookups sit on the request path and get a
+short socket timeout; write-behind runs after the response and may wait
+longer. Every batch goes out in one round trip per node: MGET on one server,
+`mget_nonatomic` on a cluster (one pipelined MGET per slot, sent to each node
+at once), non-transactional pipelines for writes.
+
+Reconnection is the clients' own: a Sentinel-managed pool asks the sentinels
+for the master on every new connection (so after a failover the next command
+lands on the promoted replica), and the cluster client reloads its slot map
+after a connection error or a MOVED reply. Every connection error is one
+BackendError here; the FeatureStore above turns it into a fail-open miss.
 """
 
 from __future__ import annotations
@@ -13,29 +20,107 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from predictor.featurestore.backend import Backend, BackendError
+from predictor.featurestore.redis_url import RedisTarget, Topology, parse_redis_url
 from predictor.featurestore.settings import FeatureStoreSettings
 
 T = TypeVar("T")
 
 
-def _pool(url: str, settings: FeatureStoreSettings, socket_timeout: float) -> Any:
-    return aioredis.BlockingConnectionPool.from_url(
+def _retry() -> Retry:
+    # one immediate retry on a broken connection: after a restart or a failover every
+    # pooled connection is stale, and the first command on each would otherwise fail
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError, RedisTimeoutError))
+
+
+def _auth(target: RedisTarget, settings: FeatureStoreSettings) -> dict[str, Any]:
+    password = target.password
+    if password is None and settings.redis_password is not None:
+        password = settings.redis_password.get_secret_value()
+    return {"username": target.username or settings.redis_username, "password": password}
+
+
+def _tls(settings: FeatureStoreSettings) -> dict[str, Any]:
+    if not settings.redis_tls:
+        return {}
+    ca = str(settings.redis_tls_ca_file) if settings.redis_tls_ca_file else None
+    return {"ssl": True, "ssl_ca_certs": ca}
+
+
+def _standalone(url: str, target: RedisTarget, s: FeatureStoreSettings, timeout: float) -> Any:
+    extra: dict[str, Any] = {}
+    if target.password is None and "@" not in url.partition("://")[2]:
+        extra = {k: v for k, v in _auth(target, s).items() if v is not None}
+    if url.startswith("rediss://") and s.redis_tls_ca_file is not None:
+        extra["ssl_ca_certs"] = str(s.redis_tls_ca_file)
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
-        max_connections=settings.max_connections,
-        timeout=socket_timeout,  # waiting for a free connection counts against the same budget
-        socket_connect_timeout=settings.connect_timeout_s,
-        socket_timeout=socket_timeout,
-        # one immediate retry on a broken connection: after a Redis restart every pooled
-        # connection is stale, and the first command on each would otherwise fail
-        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        max_connections=s.max_connections,
+        timeout=timeout,  # waiting for a free connection counts against the same budget
+        socket_connect_timeout=s.connect_timeout_s,
+        socket_timeout=timeout,
+        retry=_retry(),
+        client_name="predictor",
+        **extra,
+    )
+    return aioredis.Redis.from_pool(pool)
+
+
+def _sentinel_master(target: RedisTarget, s: FeatureStoreSettings, timeout: float) -> Any:
+    sentinel_pw = s.redis_sentinel_password
+    sentinel = Sentinel(
+        list(target.hosts),
+        sentinel_kwargs={
+            "socket_timeout": s.connect_timeout_s,
+            "socket_connect_timeout": s.connect_timeout_s,
+            "password": sentinel_pw.get_secret_value() if sentinel_pw else None,
+            **_tls(s),
+        },
+        socket_timeout=timeout,
+        socket_connect_timeout=s.connect_timeout_s,
+        db=target.db,
+        **_auth(target, s),
+        **_tls(s),
+    )
+    return sentinel.master_for(
+        target.master,
+        max_connections=s.max_connections,
+        retry=_retry(),
         client_name="predictor",
     )
+
+
+def _cluster(target: RedisTarget, s: FeatureStoreSettings, timeout: float) -> Any:
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in target.hosts],
+        # serve the slots that are up while a node is down, instead of refusing everything
+        require_full_coverage=False,
+        max_connections=s.max_connections,
+        socket_timeout=timeout,
+        socket_connect_timeout=s.connect_timeout_s,
+        retry=_retry(),
+        client_name="predictor",
+        **_auth(target, s),
+        **_tls(s),
+    )
+
+
+def connect(url: str, settings: FeatureStoreSettings, timeout: float) -> Any:
+    """A redis-py client for the deployment `url` names (no I/O until the first command)."""
+    target = parse_redis_url(url)
+    if target.topology is Topology.SENTINEL:
+        return _sentinel_master(target, settings, timeout)
+    if target.topology is Topology.CLUSTER:
+        return _cluster(target, settings, timeout)
+    return _standalone(url, target, settings, timeout)
 
 
 def _bytes(value: bytes | str) -> bytes:
@@ -44,15 +129,17 @@ def _bytes(value: bytes | str) -> bytes:
 
 
 class RedisBackend(Backend):
-    """One client per pool; keys carry `key_prefix`."""
+    """One client per direction (reads, writes); keys carry `key_prefix`."""
 
     name = "redis"
 
     def __init__(self, url: str, settings: FeatureStoreSettings) -> None:
         self.prefix = settings.key_prefix
-        self._read = aioredis.Redis.from_pool(_pool(url, settings, settings.lookup_timeout_s))
-        self._write = aioredis.Redis.from_pool(_pool(url, settings, settings.write_timeout_s))
+        self.topology = parse_redis_url(url).topology
+        self._read = connect(url, settings, settings.lookup_timeout_s)
+        self._write = connect(url, settings, settings.write_timeout_s)
         self._read_deadline = settings.connect_timeout_s + 2 * settings.lookup_timeout_s
+        self._cluster = self.topology is Topology.CLUSTER
 
     def _k(self, key: str) -> str:
         return self.prefix + key
@@ -64,7 +151,8 @@ class RedisBackend(Backend):
                 return await op()
             async with asyncio.timeout(deadline):
                 return await op()
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (RedisError, OSError, TimeoutError, IndexError) as exc:
+            # IndexError: the cluster client with no reachable node left in its slot map.
             # str(exc) never holds the URL, so no password reaches a log
             raise BackendError(f"redis: {type(exc).__name__}: {exc}") from exc
 
@@ -72,7 +160,10 @@ class RedisBackend(Backend):
         if not keys:
             return []
         full = [self._k(k) for k in keys]
-        values = await self._call(lambda: self._read.mget(full), self._read_deadline)
+        if self._cluster:
+            values = await self._call(lambda: self._read.mget_nonatomic(full), self._read_deadline)
+        else:
+            values = await self._call(lambda: self._read.mget(full), self._read_deadline)
         return [_bytes(v) if v is not None else None for v in values]
 
     async def set_many(self, items: Mapping[str, bytes], ttl_s: int) -> None:
@@ -113,4 +204,7 @@ class RedisBackend(Backend):
 
     async def close(self) -> None:
         for client in (self._read, self._write):
-            await client.aclose(close_connection_pool=True)
+            if self._cluster:
+                await client.aclose()
+            else:
+                await client.aclose(close_connection_pool=True)

@@ -1,7 +1,8 @@
 """Backend selection by URL scheme, open to backends the predictor has never heard of.
 
 Built-ins: unset or `memory://` -> MemoryBackend; `redis://`, `rediss://`,
-`unix://` -> RedisBackend. A third backend registers a factory for its scheme,
+`unix://`, `redis+sentinel://`, `redis+cluster://` -> RedisBackend (the URL
+contract is in redis_url.py). A third backend registers a factory for its scheme,
 either by calling `register_backend` before start or, without touching this
 repository, through the `predictor.featurestore.backends` entry-point group
 (name = scheme, value = a factory `(url, settings) -> Backend`).
@@ -27,6 +28,11 @@ def register_backend(scheme: str, factory: BackendFactory) -> None:
     _FACTORIES[scheme.lower()] = factory
 
 
+def unregister_backend(scheme: str) -> None:
+    """Forget `scheme` (a plugin's tests clean up with it)."""
+    _FACTORIES.pop(scheme.lower(), None)
+
+
 def _memory(_: str, settings: FeatureStoreSettings) -> Backend:
     from predictor.featurestore.memory import MemoryBackend
 
@@ -40,7 +46,7 @@ def _redis(url: str, settings: FeatureStoreSettings) -> Backend:
 
 
 register_backend("memory", _memory)
-for _scheme in ("redis", "rediss", "unix"):
+for _scheme in ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster"):
     register_backend(_scheme, _redis)
 
 

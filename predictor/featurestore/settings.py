@@ -2,13 +2,24 @@
 
 `PREDICTOR_REDIS_URL` picks the backend by its scheme; unset means the
 in-process memory backend, so a bare `make serve` needs nothing else running.
+
+Passwords also come from files, as Bitnami charts do: a Secret mounted at
+`PREDICTOR_SECRETS_DIR` (default /var/run/secrets/predictor) with files named
+like the variables (`PREDICTOR_REDIS_PASSWORD`, `PREDICTOR_REDIS_SENTINEL_PASSWORD`),
+so no password is in an env var or on a command line.
 """
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SecretsSettingsSource
 
 from predictor.settings_base import PredictorSettings
+
+DEFAULT_SECRETS_DIR = "/var/run/secrets/predictor"
 
 SIXTY_DAYS_S = 60 * 24 * 3600
 
@@ -22,12 +33,38 @@ class FeatureStoreSettings(PredictorSettings):
         "unix:///path.sock, memory:// or unset for the in-process LRU. Secret because it "
         "may carry a password.",
     )
+    redis_password: SecretStr | None = Field(
+        None,
+        description="Password of the Redis data nodes (standalone, Sentinel-managed or cluster), "
+        "usually the file PREDICTOR_REDIS_PASSWORD in the secrets directory; a password in "
+        "the URL wins over it.",
+    )
+    redis_username: str | None = Field(
+        None, description="ACL user of the data nodes; unset means the default user."
+    )
+    redis_sentinel_password: SecretStr | None = Field(
+        None,
+        description="Password of the sentinels themselves, when they require one (file "
+        "PREDICTOR_REDIS_SENTINEL_PASSWORD in the secrets directory).",
+    )
+    redis_tls: bool = Field(
+        False,
+        description="TLS to every Redis node (and sentinel) for redis+sentinel:// and "
+        "redis+cluster://; rediss:// turns it on for a standalone server.",
+    )
+    redis_tls_ca_file: Path | None = Field(
+        None,
+        description="CA bundle that signed the Redis servers' certificates (a mounted CA "
+        "Secret); unset trusts the system store.",
+    )
     cache_enabled: bool = Field(True, description="Look predictions up before the model.")
     cache_ttl_seconds: int = Field(
         SIXTY_DAYS_S, ge=1, description="Expiry of every key: predictions, tweets, histories."
     )
     key_prefix: str = Field(
-        "tss:", description="Prepended to every key, so one Redis can be shared safely."
+        "tss:",
+        description="Prepended to every key, so one Redis can be shared safely. No braces: "
+        "Redis Cluster would read them as a hash tag and put every key on one slot.",
     )
     near_cache_entries: int = Field(
         10_000,
@@ -81,3 +118,26 @@ class FeatureStoreSettings(PredictorSettings):
     error_log_interval_s: float = Field(
         30.0, gt=0, description="Backend failures are logged at most once per interval."
     )
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _no_hash_tag(cls, value: str) -> str:
+        if "{" in value or "}" in value:
+            raise ValueError("must not contain { or }: Redis Cluster would hash only that part")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, env, .env, then the mounted secret files, when the directory exists."""
+        sources = [init_settings, env_settings, dotenv_settings]
+        secrets = Path(os.environ.get("PREDICTOR_SECRETS_DIR", DEFAULT_SECRETS_DIR))
+        if secrets.is_dir():
+            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets))
+        return tuple(sources)

@@ -126,7 +126,7 @@ class FeatureStore:
     def write(self, op: WriteOp) -> None:
         """Queue writes for after the response; a full queue drops and counts them."""
         if not self.writer.submit(op):
-            metrics.CACHE_WRITE_ERRORS.labels(op.model).inc(op.size)
+            metrics.CACHE_WRITE_ERRORS.labels(op.model, op.version).inc(op.size)
             self._errors.warning(
                 "feature store write queue full (%d entries): dropping writes", self.writer.pending
             )
@@ -147,4 +147,4 @@ class FeatureStore:
             await self._guard("write", run)
         except Unavailable:
             for op in ops:
-                metrics.CACHE_WRITE_ERRORS.labels(op.model).inc(op.size)
+                metrics.CACHE_WRITE_ERRORS.labels(op.model, op.version).inc(op.size)

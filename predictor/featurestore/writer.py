@@ -22,6 +22,7 @@ class WriteOp:
     """Writes one request produced: values to SET, entries to append to histories."""
 
     model: str
+    version: str  # "" for data no model version produced (fetched tweets)
     values: dict[str, bytes] = field(default_factory=dict)
     history: dict[str, list[bytes]] = field(default_factory=dict)
 

@@ -1,19 +1,22 @@
 """Tweet URLs of one request -> tweets, through the feature store first.
 
-All URLs are parsed before anything is fetched (a bad one fails the request
-at once), cached tweets come back in one round trip, and only the rest go to
-the source, concurrently and once per distinct id.
+The one owner of the tweet family in the feature store: it alone reads and
+writes tweet keys. All URLs are parsed before anything is fetched (a bad one
+fails the request at once), cached tweets come back in one round trip, only
+the rest go to the source, concurrently and once per distinct id, and what
+was fetched is queued for write-behind as soon as it arrived.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from predictor.errors import BadInput, PredictorError
 from predictor.featurestore import keys
 from predictor.featurestore.store import FeatureStore, Unavailable
+from predictor.featurestore.writer import WriteOp
 from predictor.sources.base import Tweet, TweetSource
 from predictor.sources.metrics import TWEET_SOURCE_REQUESTS
 from predictor.sources.settings import TweetSourceSettings
@@ -47,9 +50,12 @@ def create_source(settings: TweetSourceSettings) -> TweetSource | None:
 class TweetResolver:
     """Resolves the tweet_url instances of a request."""
 
-    def __init__(self, source: TweetSource | None, store: FeatureStore | None = None) -> None:
+    def __init__(
+        self, source: TweetSource | None, store: FeatureStore | None = None, model: str = ""
+    ) -> None:
         self.source = source
         self.store = store
+        self.model = model  # labels lost writes in predictor_cache_write_errors_total
         self.source_name = source.name if source is not None else "x"
 
     async def resolve(self, urls: Sequence[tuple[str, str]]) -> list[Resolved]:
@@ -70,6 +76,7 @@ class TweetResolver:
                     where = next(w for (w, _), i in zip(urls, ids, strict=True) if i == tweet_id)
                     raise _located(result, where)
                 fetched[tweet_id] = result
+            self._remember(fetched.values())
         hits = len(ids) - sum(1 for i in ids if i in fetched)
         if hits:
             TWEET_SOURCE_REQUESTS.labels(self.source_name, "cached").inc(hits)
@@ -91,13 +98,11 @@ class TweetResolver:
                 found[tweet_id] = tweet
         return found
 
-    def cache_values(self, resolved: Sequence[Resolved]) -> dict[str, bytes]:
-        """Freshly fetched tweets as feature-store values, for the write-behind."""
-        return {
-            keys.tweet_key(self.source_name, r.tweet.id): r.tweet.encode()
-            for r in resolved
-            if r.fresh
-        }
+    def _remember(self, tweets: Iterable[Tweet]) -> None:
+        """Queue freshly fetched tweets for write-behind; they belong to no model version."""
+        if self.store is not None:
+            values = {keys.tweet_key(self.source_name, t.id): t.encode() for t in tweets}
+            self.store.write(WriteOp(self.model, "", values))
 
     async def close(self) -> None:
         if self.source is not None:

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from predictor.featurestore import keys
 from tests.fixtures.predictor_proc import PredictorProcess
 from tests.fixtures.redis_server import REDIS_BIN, RedisServer
 
@@ -80,7 +81,8 @@ class StoreBacked:
         return out
 
     def stored(self) -> int:
-        return sum(1 for _ in self.redis.client().scan_iter(match=f"*pred:*:{self.version}:*"))
+        pattern = f"*{keys.prediction_prefix('sentiment', self.version)}*"  # the served name
+        return sum(1 for _ in self.redis.client().scan_iter(match=pattern))
 
     def wait_stored(self, n: int, timeout: float = 15.0) -> None:
         """Until write-behind has put `n` predictions of this version into Redis."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from predictor.featurestore.predictions import HistoryEntry
+from predictor.featurestore.history import HistoryEntry
 from predictor.users import polarity, summarise
 from tests.fixtures.fake_x_api import TOKEN, FakeXApi
 from tests.fixtures.predictor_proc import REPO, PredictorProcess
@@ -119,14 +119,15 @@ def test_route_and_cli(server: PredictorProcess, module_x_api: FakeXApi, tmp_pat
 
     png = tmp_path / "frank.png"
     cli = subprocess.run(
-        [sys.executable, "-m", "predictor.users", "frank", "--url", server.url, "--png", str(png)],
+        [sys.executable, "-m", "tools.user_sentiment", "frank", "--url", server.url,
+         "--png", str(png)],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert cli.returncode == 0, cli.stderr
     assert '"count": 6' in cli.stdout
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     cli = subprocess.run(
-        [sys.executable, "-m", "predictor.users", "nobody_here", "--url", server.url],
+        [sys.executable, "-m", "tools.user_sentiment", "nobody_here", "--url", server.url],
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert cli.returncode == 1 and "404" in cli.stderr

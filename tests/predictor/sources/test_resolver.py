@@ -43,8 +43,7 @@ async def test_cached_tweets_skip_the_source(fake_x_api: FakeXApi, store: Featur
             ("first", True),
         ]
         assert len(fake_x_api.requests) == 2, "one fetch per distinct tweet"
-        store.write(WriteOp("m", values=res.cache_values(got)))
-        await store.writer.join()
+        await store.writer.join()  # the resolver queued what it fetched itself
         again = await res.resolve([("i0", b), ("i1", a)])
         assert [(r.tweet.author, r.fresh) for r in again] == [("bob", False), ("alice", False)]
         assert len(fake_x_api.requests) == 2
@@ -73,7 +72,7 @@ async def test_no_token_says_so_but_cached_tweets_still_resolve(store: FeatureSt
     with pytest.raises(BadInput, match=r"no bearer token is configured.*PREDICTOR_X_BEARER_TOKEN"):
         await res.resolve([("i0", "https://x.com/a/status/1")])
     cached = Tweet("5", "from the cache", "carol")
-    store.write(WriteOp("m", values={keys.tweet_key("x", "5"): cached.encode()}))
+    store.write(WriteOp("m", "", values={keys.tweet_key("x", "5"): cached.encode()}))
     await store.writer.join()
     (got,) = await res.resolve([("i0", "https://x.com/carol/status/5")])
     assert got.tweet == cached and not got.fresh
