@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -223,11 +224,13 @@ def test_wrong_password_and_no_token(
     tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     tmp = tmp_path_factory.mktemp("auth")
-    redis = RedisServer(tmp, password="right").start()
+    # unguessable canaries: no log line can contain them by chance, only by leaking them
+    right, wrong = f"right-{secrets.token_hex(12)}", f"wrong-{secrets.token_hex(12)}"
+    redis = RedisServer(tmp, password=right).start()
     proc = PredictorProcess(
         tiny_model_dir,
         tmp / "predictor.log",
-        env={"PREDICTOR_REDIS_URL": redis.url(password="wrong"), **FAST_RECOVERY},
+        env={"PREDICTOR_REDIS_URL": redis.url(password=wrong), **FAST_RECOVERY},
     )
     try:
         proc.start().wait_ready()
@@ -236,7 +239,9 @@ def test_wrong_password_and_no_token(
         assert metric(proc, "predictor_cache_lookups_total", result="error") == 10
         warnings = [line for line in proc.logs().splitlines() if "serving without it" in line]
         assert len(warnings) == 1 and "AuthenticationError" in warnings[0]
-        assert "right" not in proc.logs() and "wrong" not in proc.logs()  # no password in logs
+        logs = proc.logs()
+        assert "AuthenticationError" in logs, "the canaries are only meaningful if it failed"
+        assert right not in logs and wrong not in logs  # no password in logs
         resp = predict(proc, {"tweet_url": "https://x.com/a/status/1"})
         assert resp.status_code == 400
         assert "PREDICTOR_X_BEARER_TOKEN" in resp.json()["error"]
