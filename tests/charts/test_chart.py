@@ -84,11 +84,9 @@ def test_default_is_knative_with_redis_sidecar_and_v2_probes() -> None:
     assert main["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": 8080}
     assert main["startupProbe"]["httpGet"]["path"] == "/v2/health/live"
     env = ct.env_of(main)
-    assert env["PREDICTOR_REDIS_URL"] == "redis://:$(REDIS_PASSWORD)@127.0.0.1:6379/0"
+    assert env["PREDICTOR_REDIS_URL"] == "redis://127.0.0.1:6379/0"  # password: a mounted file
     assert env["PREDICTOR_DEVICE"] == "cpu"
     assert env["PREDICTOR_DRAIN_TIMEOUT_S"] == "30"
-    names = [e["name"] for e in main["env"]]
-    assert names.index("REDIS_PASSWORD") < names.index("PREDICTOR_REDIS_URL")
     assert pod["scaleMetric"] == "concurrency"
 
 
@@ -127,7 +125,8 @@ def test_redis_config_disables_persistence_and_dangerous_commands() -> None:
         assert f'rename-command {command} ""' in conf
     assert "bind 127.0.0.1" in conf
     redis = ct.container(predictor_pod(docs), "redis")
-    assert redis["args"][-2:] == ["--requirepass", "$(REDIS_PASSWORD)"]
+    assert redis["command"] == ["sh", "-c"]
+    assert redis["args"][0].endswith("&& exec redis-server /etc/redis/redis.conf")
     assert {"readinessProbe", "livenessProbe", "startupProbe"} <= redis.keys()
     secret = ct.one(docs, "Secret")
     assert len(secret["data"]["redis-password"]) > 20
@@ -137,17 +136,10 @@ def test_existing_secret_replaces_the_chart_secret() -> None:
     docs = ct.render([ci("existing-secret-values.yaml")])
     assert ct.by_kind(docs, "Secret") == []
     main = ct.container(predictor_pod(docs), "kserve-container")
-    ref = ct.env_of(main)["REDIS_PASSWORD"]["secretKeyRef"]
-    assert ref == {"name": "sentiment-redis-auth", "key": "password"}
+    files = next(v for v in predictor_pod(docs)["volumes"] if v["name"] == "featurestore-secrets")
+    assert files["secret"]["secretName"] == "sentiment-redis-auth"
+    assert files["secret"]["items"] == [{"key": "password", "path": "PREDICTOR_REDIS_PASSWORD"}]
     assert ct.env_of(main)["PREDICTOR_CACHE_TTL_SECONDS"] == "3600"
-
-
-def test_redis_can_be_turned_off() -> None:
-    docs = ct.render(sets=["redis.enabled=false"])
-    pod = predictor_pod(docs)
-    assert [c["name"] for c in pod["containers"]] == ["kserve-container"]
-    assert "PREDICTOR_REDIS_URL" not in ct.env_of(pod["containers"][0])
-    assert ct.by_kind(docs, "Secret") == [] and ct.by_kind(docs, "ConfigMap") == []
 
 
 def test_redis_config_change_rolls_the_pods() -> None:
@@ -424,7 +416,7 @@ def test_schema_rejects(sets: list[str], message: str) -> None:
         (["autoscaling.minReplicas=5", "autoscaling.maxReplicas=2"], "above"),
         (["predictor.deploymentMode=Standard", "autoscaling.minReplicas=0"], "scale to zero"),
         (["predictor.deploymentMode=Standard", "canary.enabled=true"], "canary.image.tag"),
-        (["redis.auth.password=p@ss/word"], "URL-safe"),
+        (["redis.auth.password=p@ss word"], "redis.conf requirepass line"),
         (
             ["model.storageUri=", "canary.enabled=true", "canary.storageUri=s3://bkt/m/v2/"],
             "needs model.storageUri",

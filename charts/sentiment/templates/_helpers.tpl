@@ -165,16 +165,7 @@ containers:
         protocol: TCP
       {{- end }}
     env:
-      {{- if $v.redis.enabled }}
-      {{- /* Defined before PREDICTOR_REDIS_URL, which expands it with $(...). */}}
-      - name: REDIS_PASSWORD
-        valueFrom:
-          secretKeyRef:
-            name: {{ include "sentiment.redisSecretName" $ }}
-            key: {{ $v.redis.auth.existingSecretPasswordKey }}
-      - name: PREDICTOR_REDIS_URL
-        value: redis://:$(REDIS_PASSWORD)@127.0.0.1:{{ $v.redis.port }}/0
-      {{- end }}
+      {{- include "sentiment.featureStore.env" $ | nindent 6 }}
       {{- if .storageUri }}
       {{- /* A custom predictor gets KServe's storage initializer (s3://, gs://, pvc://) or a
       modelcar (oci://) from this variable on kserve-container; either puts the model at /mnt/models. */}}
@@ -244,65 +235,14 @@ containers:
     volumeMounts:
       - name: tmp
         mountPath: /tmp
-  {{- if $v.redis.enabled }}
-  - name: redis
-    image: {{ include "sentiment.redisImage" $ }}
-    imagePullPolicy: {{ $v.redis.image.pullPolicy }}
-    command: ["redis-server"]
-    args:
-      - /etc/redis/redis.conf
-      - --requirepass
-      - $(REDIS_PASSWORD)
-    {{- /* No `ports`: Knative allows one declared port per pod, and Redis is reached on loopback only. */}}
-    env:
-      - name: REDIS_PASSWORD
-        valueFrom:
-          secretKeyRef:
-            name: {{ include "sentiment.redisSecretName" $ }}
-            key: {{ $v.redis.auth.existingSecretPasswordKey }}
-      - name: REDISCLI_AUTH
-        value: $(REDIS_PASSWORD)
-    resources:
-      {{- toYaml $v.redis.resources | nindent 6 }}
-    securityContext:
-      {{- toYaml (merge (dict "runAsUser" (int $v.redis.uid) "runAsGroup" (int $v.redis.uid)) (deepCopy $v.containerSecurityContext)) | nindent 6 }}
-    {{- /* Probes run redis-cli against loopback; REDISCLI_AUTH keeps the password off the command line. */}}
-    startupProbe:
-      exec:
-        command: ["sh", "-c", "redis-cli -h 127.0.0.1 -p {{ $v.redis.port }} ping | grep -q PONG"]
-      periodSeconds: 2
-      failureThreshold: 15
-    readinessProbe:
-      exec:
-        command: ["sh", "-c", "redis-cli -h 127.0.0.1 -p {{ $v.redis.port }} ping | grep -q PONG"]
-      periodSeconds: 10
-      timeoutSeconds: 2
-    livenessProbe:
-      exec:
-        command: ["sh", "-c", "redis-cli -h 127.0.0.1 -p {{ $v.redis.port }} ping | grep -q PONG"]
-      periodSeconds: 15
-      timeoutSeconds: 3
-      failureThreshold: 3
-    volumeMounts:
-      - name: redis-config
-        mountPath: /etc/redis
-        readOnly: true
-      - name: redis-data
-        mountPath: /data
-  {{- end }}
+      {{- include "sentiment.featureStore.mounts" $ | nindent 6 }}
+  {{- include "sentiment.featureStore.sidecarContainer" $ | nindent 2 }}
 volumes:
   - name: tmp
     emptyDir:
       medium: Memory
       sizeLimit: {{ $v.tmpSizeLimit }}
-  {{- if $v.redis.enabled }}
-  - name: redis-config
-    configMap:
-      name: {{ include "sentiment.fullname" $ }}-redis
-  - name: redis-data
-    emptyDir:
-      sizeLimit: {{ $v.tmpSizeLimit }}
-  {{- end }}
+  {{- include "sentiment.featureStore.volumes" $ | nindent 2 }}
 {{- end -}}
 
 {{/* The MLOps cycle's CronJob and ServiceAccount name, and the claim it works on. */}}

@@ -19,7 +19,25 @@
 {{- fail "canary.storageUri needs model.storageUri too: the stable model must come from storage for the canary's to replace it" -}}
 {{- end -}}
 
-{{- if and $v.redis.enabled $v.redis.auth.password (not (regexMatch "^[A-Za-z0-9._~-]+$" $v.redis.auth.password)) -}}
-{{- fail "redis.auth.password must be URL-safe ([A-Za-z0-9._~-]): it is spliced into PREDICTOR_REDIS_URL" -}}
+{{- if and (eq $v.featureStore.mode "sidecar") $v.redis.auth.password (not (regexMatch "^[A-Za-z0-9._~-]+$" $v.redis.auth.password)) -}}
+{{- fail "redis.auth.password may hold only [A-Za-z0-9._~-]: it is written into a redis.conf requirepass line" -}}
+{{- end -}}
+{{- $x := $v.featureStore.external -}}
+{{- if eq $v.featureStore.mode "external" -}}
+{{- if and (eq $x.clientType "standalone") (not $x.standalone.host) -}}
+{{- fail "featureStore.mode external with clientType standalone needs featureStore.external.standalone.host" -}}
+{{- end -}}
+{{- if and (eq $x.clientType "sentinel") (not $x.sentinel.hosts) -}}
+{{- fail "featureStore.mode external with clientType sentinel needs featureStore.external.sentinel.hosts (HOST:PORT of each sentinel) and masterSet" -}}
+{{- end -}}
+{{- if and (eq $x.clientType "cluster") (not $x.cluster.nodes) -}}
+{{- fail "featureStore.mode external with clientType cluster needs featureStore.external.cluster.nodes (HOST:PORT seed nodes)" -}}
+{{- end -}}
+{{- if and $x.sentinel.existingSecretPasswordKey (not $x.auth.existingSecret) -}}
+{{- fail "featureStore.external.sentinel.existingSecretPasswordKey names a key in featureStore.external.auth.existingSecret, which is empty" -}}
+{{- end -}}
+{{- if and $x.tls.caSecret (not $x.tls.enabled) -}}
+{{- fail "featureStore.external.tls.caSecret is set but tls.enabled is false: the CA would be mounted and never used" -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
