@@ -10,8 +10,10 @@ on it with the near cache off (every hit is a Redis round trip), warm `--texts` 
 run a bounded closed loop of `--clients` clients over them (after a short unmeasured one that
 opens the connection pools). Reports requests/s, p50/p99,
 the hit ratio, and Redis commands and read events (round trips) per request from INFO on
-every node. A last row keeps the near cache on, for comparison. Writes
-loadtest/results/featurestore_modes.json and prints a markdown table. Not a test.
+every node. A last row keeps the near cache on, for comparison. With `--rounds N` the modes
+run interleaved N times and each figure is the median over rounds, so a neighbour's load on a
+shared machine does not land on one mode only. Writes loadtest/results/featurestore_modes.json
+and prints a markdown table. Not a test.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -166,17 +169,34 @@ async def measure(mode: str, args: argparse.Namespace, tmp: Path) -> dict[str, A
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
-        "| mode | requests | failed | req/s | p50 ms | p99 ms | hit ratio | Redis cmds/req "
-        "| Redis round trips/req |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| mode | rounds | requests | failed | req/s | p50 ms | p99 ms | hit ratio "
+        "| Redis cmds/req | Redis round trips/req |\n" + "| --- " * 10 + "|"
     )
     lines = [head]
     for r in rows:
         lines.append(
-            f"| {r['mode']} | {r['requests']} | {r['failed']} | {r['requests_per_s']:.0f} "
+            f"| {r['mode']} | {r['rounds']} | {r['requests']} | {r['failed']} "
+            f"| {r['requests_per_s']:.0f} "
             f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['hit_ratio']:.3f} "
             f"| {r['redis_commands_per_request']:.2f} | {r['redis_round_trips_per_request']:.2f} |"
         )
     return "\n".join(lines)
+
+
+def median_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per mode, in first-seen order: counts summed, figures the median over rounds."""
+    modes = list(dict.fromkeys(r["mode"] for r in runs))
+    rows = []
+    for mode in modes:
+        mine = [r for r in runs if r["mode"] == mode]
+        row: dict[str, Any] = {"mode": mode, "rounds": len(mine)}
+        for key in ("requests", "failed"):
+            row[key] = sum(r[key] for r in mine)
+        for key in ("requests_per_s", "p50_ms", "p99_ms", "hit_ratio",
+                    "redis_commands_per_request", "redis_round_trips_per_request"):  # fmt: skip
+            row[key] = statistics.median(r[key] for r in mine)
+        rows.append(row)
+    return rows
 
 
 def model_dir(given: Path | None, tmp: Path) -> Path:
@@ -198,16 +218,19 @@ def main() -> None:
     parser.add_argument(
         "--modes", default="sidecar,external,sentinel,cluster,sidecar+near", help="Comma list."
     )
+    parser.add_argument("--rounds", type=int, default=1, help="Interleaved repeats (median).")
     args = parser.parse_args()
-    rows = []
+    runs = []
     with tempfile.TemporaryDirectory(prefix="fs-modes-") as d:
         tmp = Path(d)
         args.model_dir = model_dir(args.model_dir, tmp)
-        for mode in tqdm(args.modes.split(","), desc="modes", unit="mode"):
-            rows.append(asyncio.run(measure(mode, args, tmp)))
+        plan = [(n, m) for n in range(args.rounds) for m in args.modes.split(",")]
+        for n, mode in tqdm(plan, desc="modes", unit="mode"):
+            runs.append(asyncio.run(measure(mode, args, tmp / f"round-{n}")) | {"round": n})
+    rows = median_rows(runs)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"args": vars(args) | {"model_dir": str(args.model_dir)},
-                                   "rows": rows}, indent=2))  # fmt: skip
+                                   "rows": rows, "runs": runs}, indent=2))  # fmt: skip
     print(table(rows))
     print(f"\nwrote {RESULTS}")
 

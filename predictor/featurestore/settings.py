@@ -29,9 +29,10 @@ class FeatureStoreSettings(PredictorSettings):
 
     redis_url: SecretStr | None = Field(
         None,
-        description="Backend URL: redis://[:password@]host:port/db, rediss:// for TLS, "
-        "unix:///path.sock, memory:// or unset for the in-process LRU. Secret because it "
-        "may carry a password.",
+        description="Backend URL: redis://host:port/db or rediss:// (standalone), "
+        "redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME[/DB], "
+        "redis+cluster://HOST:PORT[,HOST:PORT...], unix:///path.sock, memory:// or unset for "
+        "the in-process LRU. Secret because it may carry a password (better: a file).",
     )
     redis_password: SecretStr | None = Field(
         None,
@@ -70,8 +71,9 @@ class FeatureStoreSettings(PredictorSettings):
         10_000,
         ge=0,
         description="Predictions also kept in process (LRU) in front of a remote backend, so "
-        "a repeated text costs no round trip. Safe: a (model, version, text) prediction never "
-        "changes. 0 turns it off; unused with the memory backend, which is in process.",
+        "a repeated text costs no round trip. Safe with a shared store: a (model, version, "
+        "precision, text) prediction never changes. 0 turns it off; unused with the memory "
+        "backend, which is in process.",
     )
     memory_max_entries: int = Field(
         100_000, ge=1, description="Entries kept by the memory backend before LRU eviction."
