@@ -57,7 +57,7 @@ def _tls(settings: FeatureStoreSettings) -> dict[str, Any]:
 
 def _standalone(url: str, target: RedisTarget, s: FeatureStoreSettings, timeout: float) -> Any:
     extra: dict[str, Any] = {}
-    if target.password is None and "@" not in url.partition("://")[2]:
+    if "@" not in url.partition("://")[2]:  # no credentials in the URL: the settings' ones
         extra = {k: v for k, v in _auth(target, s).items() if v is not None}
     if url.startswith("rediss://") and s.redis_tls_ca_file is not None:
         extra["ssl_ca_certs"] = str(s.redis_tls_ca_file)
@@ -151,8 +151,7 @@ class RedisBackend(Backend):
                 return await op()
             async with asyncio.timeout(deadline):
                 return await op()
-        except (RedisError, OSError, TimeoutError, IndexError) as exc:
-            # IndexError: the cluster client with no reachable node left in its slot map.
+        except (RedisError, OSError, TimeoutError) as exc:
             # str(exc) never holds the URL, so no password reaches a log
             raise BackendError(f"redis: {type(exc).__name__}: {exc}") from exc
 
