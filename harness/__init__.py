@@ -2,7 +2,8 @@
 
 One launcher so start-up, readiness and shutdown behave the same wherever a
 server is needed: `process` (free ports, polling, one child process with a log
-file), `servers` (the predictor and redis-server on top of it), `scrape` (a
-server's /metrics samples). Nothing here imports the predictor package, the
+file), `servers` (the predictor and redis-server on top of it), `redis_deployments`
+(Sentinel and Redis Cluster built from those), `scrape` (a server's /metrics
+samples). Nothing here imports the predictor package, the
 benchmark (loadtest/) or the tests.
 """

@@ -35,11 +35,12 @@ import httpx
 import redis
 from tqdm import tqdm
 
+from harness.process import REPO
+from harness.redis_deployments import ClusterDeployment, SentinelDeployment
+from harness.servers import PredictorProcess, RedisServer
 from loadtest.cache_latency import tweet
 from loadtest.clients import V1Client
-from loadtest.process import REPO, PredictorProcess, RedisServer
 from loadtest.promstats import cache_lookups, hit_ratio, lookup_delta
-from loadtest.redis_deployments import ClusterDeployment, SentinelDeployment
 from loadtest.runner import closed_loop
 from loadtest.stats import summarize
 

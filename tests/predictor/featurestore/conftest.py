@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.process import REDIS_BIN
-from loadtest.redis_deployments import (
+from harness.redis_deployments import (
     CLI_BIN,
     SENTINEL_BIN,
     ClusterDeployment,
     SentinelDeployment,
 )
+from harness.servers import REDIS_BIN
 
 PASSWORD = "fs-topology-pw"
 

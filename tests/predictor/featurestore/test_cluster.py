@@ -13,8 +13,8 @@ import redis
 from pydantic import SecretStr
 from redis.crc import key_slot
 
-from loadtest.promstats import sample_sum
-from loadtest.redis_deployments import ClusterDeployment
+from harness.redis_deployments import ClusterDeployment
+from harness.scrape import sample_sum
 from predictor.featurestore import keys
 from predictor.featurestore.history import Authored, UserHistory
 from predictor.featurestore.predictions import PredictionCache

@@ -7,14 +7,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from loadtest.clients import V1Client
-from loadtest.promstats import sample_sum
-from loadtest.redis_deployments import SentinelDeployment, wait_until
-from loadtest.runner import closed_loop
+from harness.redis_deployments import SentinelDeployment, wait_until
+from harness.scrape import sample_sum
 from tests.fixtures.predictor_proc import PredictorProcess
 
 CLIENTS = 16
@@ -25,6 +25,42 @@ POLL_S = 0.25
 
 def hits(proc: PredictorProcess) -> float:
     return sample_sum(proc.url, "predictor_cache_lookups_total", result="hit")
+
+
+@dataclass
+class Loop:
+    """What a bounded closed loop saw: status per request (an exception's name if none)."""
+
+    statuses: Counter[str] = field(default_factory=Counter)
+    elapsed_s: float = 0.0
+
+    @property
+    def requests(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def failed(self) -> dict[str, int]:
+        return {s: n for s, n in self.statuses.items() if s != "200"}
+
+
+async def closed_loop(url: str, texts: list[str], clients: int, seconds: float) -> Loop:
+    """`clients` workers, each sending its next one-text request when the last one answered."""
+    loop, cycle = Loop(), itertools.cycle(texts)
+    start = time.monotonic()
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=clients)) as c:
+
+        async def worker() -> None:
+            while time.monotonic() - start < seconds:
+                try:
+                    r = await c.post(url, json={"instances": [next(cycle)]})
+                    ok = r.status_code == 200 and len(r.json()["predictions"]) == 1
+                    loop.statuses["200" if ok else str(r.status_code)] += 1
+                except httpx.HTTPError as exc:
+                    loop.statuses[type(exc).__name__] += 1
+
+        await asyncio.gather(*(worker() for _ in range(clients)))
+    loop.elapsed_s = time.monotonic() - start
+    return loop
 
 
 async def test_master_sigkill_under_load_fails_no_request_and_hits_resume(
@@ -46,7 +82,6 @@ async def test_master_sigkill_under_load_fails_no_request_and_hits_resume(
     )
     proc = PredictorProcess(tiny_model_dir, tmp_path / "predictor.log", env=env)
     texts = [f"failover text {n}" for n in range(64)]
-    client = V1Client(proc.url, "sentiment", CLIENTS, timeout=30, allow_remote=False)
     try:
         proc.start().wait_ready()
         old = sentinel_deployment.master()
@@ -67,23 +102,14 @@ async def test_master_sigkill_under_load_fails_no_request_and_hits_resume(
                     killed = True
                 await asyncio.sleep(POLL_S)
 
-        load = closed_loop(
-            client,
-            itertools.cycle(texts),
-            concurrency=CLIENTS,
-            max_requests=1_000_000,
-            max_seconds=RUN_S,
-            label="sentinel failover",
-            progress=False,
-        )
-        result, _ = await asyncio.gather(load, chaos())
+        predict = f"{proc.url}/v1/models/sentiment:predict"
+        result, _ = await asyncio.gather(closed_loop(predict, texts, CLIENTS, RUN_S), chaos())
     finally:
-        await client.aclose()
         logs = proc.logs()
         proc.stop()
 
     assert result.requests > 100, "the closed loop never got going"
-    assert result.errors == {}, f"failed requests during the failover: {result.errors}"
+    assert result.failed == {}, f"failed requests during the failover: {result.failed}"
     assert sentinel_deployment.master_port() == replica.port, "the replica was not promoted"
     after_kill = [(t, h) for t, h in timeline if t >= KILL_AT_S]
     stalled = next(

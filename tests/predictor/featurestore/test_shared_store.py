@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from loadtest.promstats import sample_sum
+from harness.scrape import sample_sum
 from tests.fixtures.fake_x_api import TOKEN, FakeXApi
 from tests.fixtures.predictor_proc import PredictorProcess
 from tests.fixtures.redis_server import RedisServer
