@@ -10,6 +10,12 @@ the queued texts closest below it in length (within a window of the oldest
 `length_window`): every batch is padded to the longest text in it, so mixing
 a 10-token and a 90-token tweet wastes most of a forward pass. The oldest
 text always goes next, so grouping never starves a long text.
+
+One request's bad data fails that request alone. Texts are checked before
+they are queued (a string Python holds but UTF-8 cannot encode, such as a lone
+surrogate, would fail the tokenizer for the whole batch); and if a forward
+pass still fails, the batch is split in halves and each half retried, so only
+the texts that fail on their own get the error, never their neighbours.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import numpy as np
 
 from predictor import metrics
 from predictor.engine import BatchResult
-from predictor.errors import NotReady
+from predictor.errors import BadInput, NotReady
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +75,7 @@ class Batcher:
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._pending: list[_Item] = []  # taken off the queue, oldest first, not yet run
         self._task: asyncio.Task[None] | None = None
+        self._running: list[_Item] = []  # the batch the engine has now
         self._closing = False
         self._stop_seen = False
 
@@ -79,6 +86,7 @@ class Batcher:
 
     async def submit(self, texts: list[str]) -> list[Row]:
         """Queue the texts and wait for their rows, in order."""
+        check_texts(texts)
         if self._closing or self._task is None:
             raise NotReady("the server is shutting down and takes no new requests")
         waiting = self._queue.qsize() + len(self._pending)
@@ -98,6 +106,26 @@ class Batcher:
             self._queue.put_nowait(None)
             await self._task
             self._task = None
+
+    def shed(self, message: str) -> int:
+        """Refuse new texts and fail every text not yet answered with `NotReady(message)`.
+
+        Used when a drain runs out of time: the waiting requests then get a clear
+        503 from the application instead of being cancelled mid-response by the
+        HTTP server. Returns how many texts were failed.
+        """
+        self._closing = True
+        self._take_queued()
+        waiting = [*self._running, *self._pending]
+        self._pending = []
+        failed = 0
+        for item in waiting:
+            if not item.future.done():
+                item.future.set_exception(NotReady(message))
+                failed += 1
+        if self._task is not None and not self._stop_seen:
+            self._queue.put_nowait(None)
+        return failed
 
     def _take_queued(self) -> None:
         """Move everything queued right now to `_pending`, noting the stop marker."""
@@ -169,14 +197,33 @@ class Batcher:
         wait = metrics.QUEUE_WAIT.labels(self._model)
         for item in live:
             wait.observe(started - item.enqueued)
+        self._running = live
+        try:
+            await self._forward(live)
+        finally:
+            self._running = []
+
+    async def _forward(self, live: list[_Item]) -> None:
+        """One forward pass; when it fails, bisect so only failing texts hear the error."""
         metrics.BATCH_SIZE.labels(self._model).observe(len(live))
         try:
             result = await self._run_batch([i.text for i in live])
-        except Exception as exc:  # the whole batch failed: every waiter hears why
-            log.exception("batch of %d failed", len(live))
-            for item in live:
-                if not item.future.done():
-                    item.future.set_exception(exc)
+        except Exception as exc:
+            if len(live) == 1:
+                log.error("text failed in the engine on its own", exc_info=exc)
+                if not live[0].future.done():
+                    live[0].future.set_exception(exc)
+                return
+            log.warning(
+                "batch of %d failed (%s); retrying in halves to isolate the culprit",
+                len(live),
+                type(exc).__name__,
+            )
+            half = len(live) // 2
+            for part in (live[:half], live[half:]):
+                still = [i for i in part if not i.future.done()]
+                if still:
+                    await self._forward(still)
             return
         metrics.INFERENCE_LATENCY.labels(self._model).observe(result.seconds)
         for n, item in enumerate(live):
@@ -191,3 +238,21 @@ class Batcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+
+def check_texts(texts: list[str]) -> None:
+    """Every text must be a non-empty string that UTF-8 can encode (what the tokenizer needs).
+
+    The wire decoders already reject such texts with a message naming the field;
+    this is the batcher's own guard, so no caller can put a poison text in a batch.
+    """
+    for n, text in enumerate(texts):
+        if not isinstance(text, str) or not text:
+            raise BadInput(f"text {n} of the request is not a non-empty string")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise BadInput(
+                f"text {n} of the request is not valid Unicode: {exc.reason} at "
+                f"character {exc.start}"
+            ) from None

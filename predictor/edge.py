@@ -7,24 +7,33 @@ once for gRPC (an interceptor), and both turn errors into one response shape.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import grpc
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from grpc_interceptor.server import AsyncServerInterceptor
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from predictor import metrics
-from predictor.errors import Forbidden, PayloadTooLarge, PredictorError, classify
+from predictor import binary_v2, metrics
+from predictor.errors import (
+    BadInput,
+    Forbidden,
+    NotFound,
+    NotReady,
+    PayloadTooLarge,
+    PredictorError,
+    classify,
+)
 from predictor.logs import REQUEST_ID
 from predictor.settings import ServingSettings
 
@@ -33,6 +42,11 @@ errlog = logging.getLogger("predictor.errors")
 
 REQUEST_ID_HEADER = "x-request-id"
 _INFER_PATH = re.compile(r"^/v(?P<v>[12])/models/(?P<model>[^/:]+)(?::predict|/infer)$")
+# v2 paths that name a version, and the model part of any v1/v2 model path.
+_VERSIONED_PATH = re.compile(
+    r"^/v2/models/(?P<model>[^/:]+)/versions/(?P<version>[^/:]+)(?P<rest>/infer|/ready)?$"
+)
+_MODEL_PATH = re.compile(r"^/v[12]/models/(?P<model>[^/:]+)")
 _QUIET_PATHS = ("/metrics", "/v2/health/", "/v1/models/", "/v2/models/")
 _REPOSITORY_PREFIX = "/v2/repository"
 # gRPC twins of the quiet REST paths: health and metadata probes stay out of the access log.
@@ -96,62 +110,132 @@ def install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(exc_type, error_response)
 
 
-class EdgeMiddleware:
-    """Pure ASGI (no per-request object churn): ids, size guard, metrics, access log."""
+class _Status:
+    """The status a request ended with, set while it runs (HTTP code, or its twin for gRPC)."""
 
-    def __init__(self, app: ASGIApp, settings: ServingSettings) -> None:
+    __slots__ = ("code",)
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+@contextlib.contextmanager
+def _observed(
+    rid: str, model: str | None, protocol: str, what: str, access: bool
+) -> Iterator[_Status]:
+    """One request, REST or gRPC: its id in the log context, in-flight gauge, request count
+    and latency (inference calls only, `model` set), and the access line."""
+    token = REQUEST_ID.set(rid)
+    start = time.perf_counter()
+    status = _Status(500)
+    if model is not None:
+        metrics.INFLIGHT.labels(model).inc()
+    try:
+        yield status
+    finally:
+        elapsed = time.perf_counter() - start
+        if model is not None:
+            metrics.INFLIGHT.labels(model).dec()
+            metrics.REQUESTS.labels(model, protocol, str(status.code)).inc()
+            metrics.REQUEST_LATENCY.labels(model, protocol).observe(elapsed)
+        if access:
+            log.info(
+                "%s %d",
+                what,
+                status.code,
+                extra={"status": status.code, "duration_ms": round(elapsed * 1000, 3)},
+            )
+        REQUEST_ID.reset(token)
+
+
+Versions = Callable[[], Mapping[str, str | None]]
+
+
+class EdgeMiddleware:
+    """Pure ASGI (no per-request object churn): ids, size guard, metrics, access log.
+
+    `versions` says which models this server has and the version loaded for each
+    (None while loading): versioned v2 paths and `?model_version=` are answered
+    here (404 for an unknown model or another version) or served as the unversioned
+    path when they name the loaded version.
+    """
+
+    def __init__(self, app: ASGIApp, settings: ServingSettings, versions: Versions) -> None:
         self.app = app
         self.max_body = settings.max_body_bytes
         self.repository_enabled = settings.enable_repository_api
         self.access_log = settings.access_log
+        self.versions = versions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
         rid = _request_id(_header(scope, b"x-request-id"))
-        token = REQUEST_ID.set(rid)
-        start = time.perf_counter()
-        status = 500
-        infer = _INFER_PATH.match(path)
-        model = infer.group("model") if infer else ""
-        if infer:
-            metrics.INFLIGHT.labels(model).inc()
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
-            await send(message)
-
-        if infer and infer.group("v") == "2":
-            _default_json_content_type(scope)
         try:
-            refusal = self._refuse(scope, path)
+            scope = self._unversioned(scope)
+            refusal = self._refuse(scope)
+        except PredictorError as err:
+            refusal = err
+        path: str = scope["path"]
+        infer = _INFER_PATH.match(path)
+        model = infer.group("model") if infer else None
+        protocol = "v1" if infer and infer.group("v") == "1" else "v2"
+        access = self.access_log and (infer is not None or not path.startswith(_QUIET_PATHS))
+
+        with _observed(rid, model, protocol, f"{scope['method']} {path}", access) as status:
+
+            async def send_with_id(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    status.code = message["status"]
+                    message["headers"] = [
+                        *message.get("headers", []),
+                        (b"x-request-id", rid.encode()),
+                    ]
+                await send(message)
+
+            if infer and infer.group("v") == "2":
+                _default_json_content_type(scope)
             if refusal is not None:
+                _log_error(refusal, refusal)
                 await _send_error(send_with_id, refusal)
             else:
                 await self.app(scope, self._limited(receive), send_with_id)
-        finally:
-            elapsed = time.perf_counter() - start
-            if infer:
-                protocol = "v1" if infer.group("v") == "1" else "v2"
-                metrics.INFLIGHT.labels(model).dec()
-                metrics.REQUESTS.labels(model, protocol, str(status)).inc()
-                metrics.REQUEST_LATENCY.labels(model, protocol).observe(elapsed)
-            if self.access_log and (infer or not path.startswith(_QUIET_PATHS)):
-                log.info(
-                    "%s %s %d",
-                    scope["method"],
-                    path,
-                    status,
-                    extra={"status": status, "duration_ms": round(elapsed * 1000, 3)},
-                )
-            REQUEST_ID.reset(token)
 
-    def _refuse(self, scope: Scope, path: str) -> PredictorError | None:
+    def _unversioned(self, scope: Scope) -> Scope:
+        """A path naming the loaded version, as the unversioned path; other versions: 404."""
+        path: str = scope["path"]
+        match = _VERSIONED_PATH.match(path)
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        asked = [v for k, v in query if k == "model_version"]
+        if match is None and not (asked and _MODEL_PATH.match(path)):
+            return scope
+        named = _MODEL_PATH.match(path)
+        assert named is not None
+        model = named.group("model")
+        versions = self.versions()
+        if model not in versions:
+            raise NotFound(f"Model with name {model} does not exist.")
+        loaded = versions[model]
+        if loaded is None:
+            raise NotReady(f"model {model} is not ready (loading); retry shortly")
+        wanted = [match.group("version")] if match else []
+        for version in [*wanted, *asked]:
+            if version != loaded:
+                raise NotFound(
+                    f"model {model} has no version '{version}'; the loaded version is '{loaded}'"
+                )
+        new_path = f"/v2/models/{model}{match.group('rest') or ''}" if match else path
+        kept = urlencode([(k, v) for k, v in query if k != "model_version"])
+        return {
+            **scope,
+            "path": new_path,
+            "raw_path": new_path.encode(),
+            "query_string": kept.encode("latin-1"),
+        }
+
+    def _refuse(self, scope: Scope) -> PredictorError | None:
+        path: str = scope["path"]
         if path.startswith(_REPOSITORY_PREFIX) and not self.repository_enabled:
             return Forbidden(
                 "the model repository API (load/unload) is disabled; "
@@ -162,6 +246,9 @@ class EdgeMiddleware:
             return PayloadTooLarge(
                 f"request body of {length} bytes exceeds the limit of {self.max_body} bytes"
             )
+        binary = [v.decode("latin-1") for k, v in scope["headers"] if k == binary_v2.HEADER_B]
+        if binary:
+            binary_v2.header_length(binary)  # raises BadInput for a bad or repeated header
         return None
 
     def _limited(self, receive: Receive) -> Receive:
@@ -190,7 +277,7 @@ def _default_json_content_type(scope: Scope) -> None:
     then takes the body for binary tensors and rejects it for lacking the header.
     """
     headers = scope["headers"]
-    if any(k == b"inference-header-content-length" for k, _ in headers):
+    if any(k == binary_v2.HEADER_B for k, _ in headers):
         return
     scope["headers"] = [(k, v) for k, v in headers if k != b"content-type"] + [
         (b"content-type", b"application/json")
@@ -219,52 +306,84 @@ async def _send_error(send: Send, err: PredictorError) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class GrpcEdge(AsyncServerInterceptor):
-    """gRPC twin of EdgeMiddleware: request id, metrics, access log, one error mapping."""
+Behaviour = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+class GrpcEdge(grpc.aio.ServerInterceptor):
+    """gRPC twin of EdgeMiddleware: request id, metrics, access log, one error mapping.
+
+    Requests reach it as raw bytes and are parsed here: grpc's own parsing of a
+    body that is not the method's protobuf (or is truncated, or holds invalid
+    UTF-8 in a string field) fails before any interceptor runs and answers
+    UNKNOWN; parsed here, it is INVALID_ARGUMENT with a message.
+    """
 
     def __init__(self, access_log: bool = True) -> None:
         self.access_log = access_log
 
-    async def intercept(
+    async def intercept_service(
         self,
-        method: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]],
-        request_or_iterator: Any,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler  # unknown method (grpc answers UNIMPLEMENTED) or a stream
+        method_name: str = details.method
+        behaviour: Behaviour = handler.unary_unary
+        parse: Callable[[bytes], Any] | None = handler.request_deserializer
+
+        async def call(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+            return await self._serve(behaviour, parse, raw, context, method_name)
+
+        return grpc.unary_unary_rpc_method_handler(
+            call, request_deserializer=None, response_serializer=handler.response_serializer
+        )
+
+    async def _serve(
+        self,
+        behaviour: Behaviour,
+        parse: Callable[[bytes], Any] | None,
+        raw: bytes,
         context: grpc.aio.ServicerContext,
         method_name: str,
     ) -> Any:
         metadata = dict(context.invocation_metadata() or ())
         client_rid = metadata.get(REQUEST_ID_HEADER)
         rid = _request_id(client_rid if isinstance(client_rid, str) else None)
-        token = REQUEST_ID.set(rid)
         infer = method_name.endswith("/ModelInfer")
-        model = getattr(request_or_iterator, "model_name", "") if infer else ""
-        start = time.perf_counter()
-        status = 200
-        if infer:
-            metrics.INFLIGHT.labels(model).inc()
+        request, bad = _parse(parse, raw, method_name)
+        model = str(getattr(request, "model_name", "")) if infer else None
+        access = self.access_log and not method_name.endswith(_GRPC_QUIET_METHODS)
         trailer = ((REQUEST_ID_HEADER, rid),)
-        try:
-            result = await method(request_or_iterator, context)
-            # Set only now: KServe's servicer reads trailing metadata as request headers.
-            context.set_trailing_metadata(trailer)
-            return result
-        except Exception as exc:
-            err = classify(exc)
-            status = err.status_code
-            _log_error(err, exc)
-            code = getattr(grpc.StatusCode, err.grpc_code)
-            await context.abort(code, err.message, trailing_metadata=trailer)
-        finally:
-            elapsed = time.perf_counter() - start
-            if infer:
-                metrics.INFLIGHT.labels(model).dec()
-                metrics.REQUESTS.labels(model, "grpc", str(status)).inc()
-                metrics.REQUEST_LATENCY.labels(model, "grpc").observe(elapsed)
-            if self.access_log and not method_name.endswith(_GRPC_QUIET_METHODS):
-                log.info(
-                    "GRPC %s %d",
-                    method_name,
-                    status,
-                    extra={"status": status, "duration_ms": round(elapsed * 1000, 3)},
-                )
-            REQUEST_ID.reset(token)
+        with _observed(rid, model, "grpc", f"GRPC {method_name}", access) as status:
+            status.code = 200
+            try:
+                if bad is not None:
+                    raise bad
+                result = await behaviour(request, context)
+                # Set only now: KServe's servicer reads trailing metadata as request headers.
+                context.set_trailing_metadata(trailer)
+                return result
+            except Exception as exc:
+                err = classify(exc)
+                status.code = err.status_code
+                _log_error(err, exc)
+                code = getattr(grpc.StatusCode, err.grpc_code)
+                await context.abort(code, err.message, trailing_metadata=trailer)
+
+
+def _parse(
+    parse: Callable[[bytes], Any] | None, raw: bytes, method_name: str
+) -> tuple[Any, BadInput | None]:
+    """The request message, or the reason the bytes are not one."""
+    if parse is None:
+        return raw, None
+    try:
+        return parse(raw), None
+    except Exception as exc:  # protobuf's DecodeError, or what a broken message raises
+        kind = method_name.rsplit("/", 1)[-1]
+        return None, BadInput(
+            f"the request is not a valid {kind} protobuf message ({exc}); check that the "
+            "client uses the v2 (inference.GRPCInferenceService) protocol"
+        )

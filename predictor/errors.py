@@ -1,7 +1,10 @@
 """Typed errors of the predictor, each with the one status code it maps to.
 
-Every module raises these; `predictor.server` maps them to HTTP and gRPC once,
-so a client always gets `{"error": "<message>"}` with the right 4xx/5xx.
+Every module raises these. `classify` below is the one mapping point (KServe's
+and FastAPI's exceptions become ours); the edge (`predictor.edge`: the REST
+handlers and middleware, the gRPC interceptor) turns the result into the
+response, so a client always gets `{"error": "<message>"}` with the right
+HTTP status or gRPC code.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ class PredictorError(Exception):
     grpc_code: ClassVar[str] = "INTERNAL"
 
     def __init__(self, message: str) -> None:
+        # A message may quote the client's input; keep it encodable (a lone surrogate
+        # is shown escaped), so answering and logging it can never fail.
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
         super().__init__(message)
         self.message = message
 
@@ -70,9 +76,11 @@ class Forbidden(PredictorError):
 
 
 class Unsupported(PredictorError):
-    """A protocol feature this predictor does not implement (e.g. model versions in the URL)."""
+    """A protocol feature this predictor does not implement (KServe raises
+    NotImplementedError for them). 404, not 501: the resource does not exist here, and
+    a 5xx would count as a server fault on every dashboard and retry policy."""
 
-    status_code = 501
+    status_code = 404
     grpc_code = "UNIMPLEMENTED"
 
 

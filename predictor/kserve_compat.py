@@ -42,6 +42,7 @@ __all__ = [
     "SeamBroken",
     "add_servicer",
     "cli_parser",
+    "guard_binary_decoder",
     "has_raw_data",
     "pb",
     "register_routes",
@@ -118,3 +119,28 @@ def has_raw_data(inp: InferInput) -> bool:
 def add_servicer(servicer: InferenceServicer, server: Any) -> None:
     """Seam `grpc_predict_v2_pb2_grpc`: KServe's generated v2 gRPC registration."""
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)
+
+
+def guard_binary_decoder(server: ModelServer, check: Callable[[bytes, int], None]) -> None:
+    """Seam `DataPlane.decode_inference_request`: KServe's decoder of the v2 binary-data
+    extension (`InferRequest.from_bytes`) trusts the header length, `binary_data_size`,
+    BYTES length prefixes and shapes, and answers 500 when they lie. `check(body,
+    json_length)` runs first (it raises a 400 naming the field); KServe decodes what
+    passes. The header's own format is checked at the edge, which sees repeated headers."""
+    from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
+
+    dataplane = server.dataplane
+    original = getattr(dataplane, "decode_inference_request", None)
+    if original is None:
+        raise SeamBroken(
+            "DataPlane.decode_inference_request", "the v2 request decoder is gone or renamed"
+        )
+
+    def guarded(body: Any, headers: dict[str, str], model_name: str) -> Any:
+        if isinstance(body, (bytes, bytearray)):
+            raw = headers.get(INFERENCE_CONTENT_LENGTH_HEADER)
+            if raw is not None and raw.strip().isdigit():
+                check(bytes(body), int(raw))
+        return original(body, headers, model_name)
+
+    dataplane.decode_inference_request = guarded

@@ -38,7 +38,22 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+        try:
+            return orjson.dumps(entry, default=str).decode()
+        except TypeError:  # a string UTF-8 cannot encode (a client's lone surrogate)
+            return orjson.dumps(_scrub(entry), default=str).decode()
+
+
+def _scrub(value: object) -> object:
+    """The value with every string made encodable (unencodable characters escaped), so one
+    hostile string never costs the log line it is in."""
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrub(v) for v in value]
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def configure(level: str = "INFO") -> None:

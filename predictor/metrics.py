@@ -54,6 +54,13 @@ def model_loaded(model: str, version: str, device: str, precision: str) -> None:
     MODEL_INFO.labels(*labels).set(1)
 
 
+def model_registered(model: str) -> None:
+    """A model this process serves, before it loads: its requests (the 503s of start-up)
+    count under its own name with an empty version, not under `model="unknown"`."""
+    with _lock:
+        _versions.setdefault(model, "")
+
+
 def model_labels(model: str) -> tuple[str, str]:
     """(model, version) as the series label them; unloaded names fold into one series."""
     version = _versions.get(model)

@@ -120,13 +120,17 @@ class SentimentModel(Model):
             self.settings.max_batch_delay_ms,
         )
 
-    async def drain(self) -> None:
-        """Stop taking work, finish what is queued, release the engine."""
+    def shed(self, message: str) -> int:
+        """Answer every text still waiting for the model with 503 `message` (drain ran out)."""
+        return self._batcher.shed(message) if self._batcher is not None else 0
+
+    async def drain(self, flush_timeout_s: float) -> None:
+        """Stop taking work, finish what is queued, flush write-behind, release the engine."""
         self.ready = False
         metrics.READY.labels(self.name).set(0)
         if self._batcher is not None:
             await self._batcher.close()
-        await self.featurestore.close(self.settings.drain_timeout_s)
+        await self.featurestore.close(flush_timeout_s)
         await self.tweets.close()
         await asyncio.get_running_loop().run_in_executor(None, self._engine.shutdown)
 

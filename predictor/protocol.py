@@ -78,6 +78,20 @@ def _text(value: object, where: str) -> str:
         raise BadInput(f"{where} must be a string, got {_type_name(value)}")
     if not value.strip():
         raise BadInput(f"{where} is an empty string")
+    return _unicode(value, where)
+
+
+def _unicode(value: str, where: str) -> str:
+    """Reject strings UTF-8 cannot encode: Python's JSON parser lets lone surrogates
+    (`"\\ud800"`, or raw bytes ED A0 80) through, and the tokenizer, the cache key and
+    the JSON encoder of the response would each fail on them later."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BadInput(
+            f"{where} is not valid Unicode: {exc.reason} at character {exc.start} "
+            "(a lone UTF-16 surrogate); send UTF-8 text"
+        ) from None
     return value
 
 
@@ -126,6 +140,7 @@ def _v1_instance(item: object, n: int) -> Instance:
 
 def decode_v2(request: InferRequest, max_instances: int) -> Decoded:
     """One BYTES input named `text` of shape [N] (or [N, 1]) holding UTF-8 strings."""
+    _v2_strings(request)
     names = [i.name for i in request.inputs]
     if TEXT_INPUT not in names:
         raise BadInput(f"missing input '{TEXT_INPUT}'; got {names or 'no inputs'}")
@@ -152,6 +167,17 @@ def decode_v2(request: InferRequest, max_instances: int) -> Decoded:
     _check_count(len(values), max_instances, f"input '{TEXT_INPUT}'")
     texts = [_v2_text(v, n) for n, v in enumerate(values)]
     return Decoded(Protocol.V2, [Instance(text=t) for t in texts], request)
+
+
+def _v2_strings(request: InferRequest) -> None:
+    """Every string the response or an error message may echo must be valid Unicode."""
+    if request.id is not None:
+        _unicode(str(request.id), "request id")
+    for n, inp in enumerate(request.inputs):
+        _unicode(str(inp.name), f"inputs[{n}].name")
+        _unicode(str(inp.datatype), f"inputs[{n}].datatype")
+    for n, out in enumerate(request.request_outputs or []):
+        _unicode(str(out.name), f"outputs[{n}].name")
 
 
 def _v2_values(inp: Any) -> list[object]:

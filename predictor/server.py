@@ -22,9 +22,10 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from grpc import aio
 
-from predictor import kserve_compat
+from predictor import binary_v2, kserve_compat, metrics
 from predictor.edge import EdgeMiddleware, GrpcEdge, install_error_handlers
 from predictor.errors import Forbidden
+from predictor.http_guard import HttpLimits, protocol_class
 from predictor.model import SentimentModel
 from predictor.settings import ServingSettings
 
@@ -92,6 +93,7 @@ class PredictorServer:
             grace_period=int(settings.drain_timeout_s),
         )
         self.kserve.register_model(model)
+        metrics.model_registered(model.name)  # its startup 503s count under its own name
         self._stopping = asyncio.Event()
         self._draining = False
         self.exit_code = 0
@@ -112,20 +114,37 @@ class PredictorServer:
         app = kserve_compat.rest_app()
         for router in self.routers:
             app.include_router(router)
-        app.add_middleware(EdgeMiddleware, settings=self.settings)
+        app.add_middleware(EdgeMiddleware, settings=self.settings, versions=self._versions)
         kserve_compat.register_routes(app, self.kserve)
         kserve_compat.shadow_route(app, "/v2/health/ready", self._ready_route, ["GET"])
         install_error_handlers(app)
+        kserve_compat.guard_binary_decoder(self.kserve, binary_v2.check)
+        s = self.settings
+        keep_alive = s.http_keep_alive_s or self.timeout_keep_alive
         config = uvicorn.Config(
             app,
             host="0.0.0.0",
             port=self.http_port,
             log_config=None,  # predictor.logs configured logging already
             access_log=False,  # the edge writes one JSON access line instead
-            timeout_graceful_shutdown=int(self.settings.drain_timeout_s),
-            timeout_keep_alive=self.timeout_keep_alive,
+            # The drain sheds what is left before this backstop cancels anything (_drain).
+            timeout_graceful_shutdown=int(s.drain_budget()[0]) + 1,
+            timeout_keep_alive=int(keep_alive),
+            http=protocol_class(
+                HttpLimits(
+                    max_head_bytes=s.http_max_head_bytes,
+                    header_timeout_s=s.http_header_timeout_s,
+                    idle_timeout_s=keep_alive,
+                    max_connections=s.http_max_connections,
+                )
+            ),
+            ws="none",  # no WebSocket routes; Upgrade requests get a 400 (http_guard)
         )
         return _Uvicorn(config)
+
+    def _versions(self) -> dict[str, str | None]:
+        """The served model and its loaded version (None while it loads), for the edge."""
+        return {self.model.name: self.model.version if self.model.ready else None}
 
     async def _ready_route(self) -> Response:
         """Server readiness that follows the model (KServe's always says ready)."""
@@ -190,17 +209,29 @@ class PredictorServer:
         grpc_server: aio.Server | None,
         load_task: asyncio.Task[None],
     ) -> None:
-        """No new requests; in-flight ones finish through the still-running batcher."""
+        """One budget, `drain_timeout_s`: the listeners close at once (new connections are
+        refused), in-flight and queued requests finish through the still-running batcher,
+        what is left when the request part runs out is answered 503 'shutting down', and
+        the write-behind flush gets the rest (`ServingSettings.drain_budget`)."""
         self._draining = True
-        grace = self.settings.drain_timeout_s
+        requests_s, flush_s = self.settings.drain_budget()
+        answer_s = min(1.0, requests_s / 4)  # to write the 503s before uvicorn's backstop
         if not load_task.done():
             load_task.cancel()
         rest.should_exit = True  # uvicorn stops accepting and waits for in-flight requests
         waits: list[Any] = [rest_task]
         if grpc_server is not None:
-            waits.append(grpc_server.stop(grace))
-        await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True), grace + 5)
-        await self.model.drain()
+            waits.append(grpc_server.stop(requests_s))
+        listeners = asyncio.ensure_future(asyncio.gather(*waits, return_exceptions=True))
+        done, _ = await asyncio.wait({listeners}, timeout=requests_s - answer_s)
+        if not done:
+            shed = self.model.shed(
+                "the server is shutting down: not answered within the drain timeout "
+                f"({self.settings.drain_timeout_s:g} s); retry, another replica will answer"
+            )
+            log.warning("drain: %d queued texts answered 503 (shutting down)", shed)
+            await asyncio.wait({listeners}, timeout=answer_s + 1)
+        await self.model.drain(flush_s)
         log.info("drained; exiting")
 
 

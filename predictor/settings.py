@@ -81,7 +81,12 @@ class ServingSettings(PredictorSettings):
         2, ge=0, description="Forward passes run before `ready` turns true."
     )
     drain_timeout_s: float = Field(
-        30.0, gt=0, description="On SIGTERM, how long in-flight requests may take to finish."
+        30.0,
+        gt=0,
+        description="On SIGTERM, the whole drain: requests in flight and queued, then the "
+        "write-behind flush (PREDICTOR_DRAIN_FLUSH_S of it). What is still queued when the "
+        "request part runs out is answered 503 'shutting down'. Keep the pod's "
+        "terminationGracePeriodSeconds at least preStop sleep + this.",
     )
     access_log: bool = Field(
         True, description="One JSON line per request (health and metrics excluded)."
@@ -91,6 +96,43 @@ class ServingSettings(PredictorSettings):
         description="Expose KServe's unauthenticated model load/unload endpoints. Off: an "
         "unload would leave the pod serving errors while looking ready.",
     )
+
+    # --- hostile clients: connection limits and the drain budget (issue 10) ---
+    drain_flush_s: float = Field(
+        5.0,
+        gt=0,
+        description="The part of PREDICTOR_DRAIN_TIMEOUT_S kept for flushing write-behind "
+        "cache writes after the last request (at most half of it).",
+    )
+    http_max_head_bytes: int = Field(
+        64 * 1024,
+        ge=4096,
+        description="Largest request line + headers of one HTTP request; more is 431 (414 for "
+        "the target alone), answered before the rest is read.",
+    )
+    http_header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="From a request's first byte to its last header; a slower client gets "
+        "408 and is closed (slowloris). A load balancer sends a head in one write.",
+    )
+    http_keep_alive_s: float | None = Field(
+        None,
+        gt=0,
+        description="Idle seconds an HTTP connection is kept between requests (and before "
+        "its first one). Unset: KServe's --timeout_keep_alive flag (default 65, above the "
+        "60 s idle timeout of common load balancers, so the balancer closes first).",
+    )
+    http_max_connections: int = Field(
+        1024,
+        ge=1,
+        description="Open HTTP connections beyond which a new one gets 503 and is closed.",
+    )
+
+    def drain_budget(self) -> tuple[float, float]:
+        """(request part, flush part) of the drain; together exactly `drain_timeout_s`."""
+        flush = min(self.drain_flush_s, self.drain_timeout_s / 2)
+        return self.drain_timeout_s - flush, flush
 
     def batch_size_for(self, device: str) -> int:
         """The batch cap in effect for a device, honouring an explicit setting."""

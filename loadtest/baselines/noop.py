@@ -37,7 +37,7 @@ class NoopModel(SentimentModel):
     ) -> Answer:
         return Answer(payload, [self._answer] * len(payload.instances))
 
-    async def drain(self) -> None:
+    async def drain(self, flush_timeout_s: float) -> None:
         self.ready = False
 
 

@@ -4,6 +4,7 @@ KServe's internals fails here, by name, before it fails somewhere obscure."""
 from __future__ import annotations
 
 import argparse
+import json
 
 import numpy as np
 import pytest
@@ -104,3 +105,28 @@ def test_seam_grpc_servicer_and_generated_registration() -> None:
         kserve_compat.InferenceServicer(ms.dataplane, ms.model_repository_extension), server
     )
     assert server.handlers, "the generated code registered no handlers"
+
+
+def test_seam_binary_decoder_runs_our_check_before_kserve_decodes() -> None:
+    """KServe's dataplane still decodes v2 binary bodies through decode_inference_request,
+    with the JSON length taken from the Inference-Header-Content-Length header."""
+    from predictor.errors import BadInput
+
+    server = ModelServer(enable_grpc=False)
+    seen: list[tuple[bytes, int]] = []
+
+    def check(body: bytes, json_length: int) -> None:
+        seen.append((body, json_length))
+        if b"lie" in body:
+            raise BadInput("checked first")
+
+    kserve_compat.guard_binary_decoder(server, check)
+    spec = {"name": "t", "shape": [1], "datatype": "INT32", "parameters": {"binary_data_size": 4}}
+    head = json.dumps({"inputs": [spec]}).encode()
+    body = head + np.array([7], dtype=np.int32).tobytes()
+    headers = {"inference-header-content-length": str(len(head))}
+    request, _ = server.dataplane.decode(body, headers, "v2", "m")  # KServe's own entry
+    assert seen == [(body, len(head))]
+    assert request.inputs[0].as_numpy().tolist() == [7]
+    with pytest.raises(BadInput, match="checked first"):
+        server.dataplane.decode(head + b"lie!", headers, "v2", "m")

@@ -144,3 +144,20 @@ def test_every_line_of_the_log_is_json(predictor: PredictorProcess) -> None:
     for n, line in enumerate(text.splitlines(), 1):
         if line.strip():
             assert isinstance(json.loads(line), dict), f"line {n} is not a JSON object: {line}"
+
+
+def test_formatter_survives_strings_utf8_cannot_encode() -> None:
+    """A client's lone surrogate in a message, an argument or an extra costs nothing."""
+    record = logging.makeLogRecord(
+        {
+            "name": "t",
+            "levelname": "INFO",
+            "msg": "rejected %s",
+            "args": ("out\ud800put",),
+            "field": {"name": "x\udfff", "sizes": [1, "y\udc80"]},
+        }
+    )
+    line = JsonFormatter().format(record)
+    entry = json.loads(line)
+    assert entry["msg"] == "rejected out\\ud800put"
+    assert entry["field"] == {"name": "x\\udfff", "sizes": [1, "y\\udc80"]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from kserve import InferInput, InferRequest
+from kserve.protocol.infer_type import RequestedOutput
 
 from predictor.errors import BadInput
 from predictor.protocol import Instance, Protocol, decode_v1, decode_v2
@@ -100,3 +101,49 @@ def test_v2_rejections(inputs: list[InferInput], message: str) -> None:
     with pytest.raises(BadInput) as err:
         decode_v2(v2(*inputs), 10)
     assert message in err.value.message
+
+
+# --- strings UTF-8 cannot encode (Python's JSON parser lets lone surrogates through) -------
+def test_v1_lone_surrogate_is_rejected() -> None:
+    with pytest.raises(BadInput, match=r"instances\[1\].text is not valid Unicode"):
+        decode_v1({"instances": ["fine", {"text": "a\ud800b"}]}, 10)
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (v2(text_input(["a\ud800b"])), "input 'text'[0] is not valid Unicode"),
+        (v2(text_input(["ok", "\udfff"])), "input 'text'[1] is not valid Unicode"),
+        (
+            InferRequest(
+                model_name="sentiment", infer_inputs=[text_input(["ok"])], request_id="id\ud800"
+            ),
+            "request id is not valid Unicode",
+        ),
+        (v2(InferInput("te\ud800xt", [1], "BYTES", ["ok"])), "inputs[0].name is not valid"),
+        (v2(text_input(["ok"], dtype="BY\udc80TES")), "inputs[0].datatype is not valid"),
+    ],
+)
+def test_v2_lone_surrogates_are_rejected_naming_the_field(
+    request_: InferRequest, message: str
+) -> None:
+    with pytest.raises(BadInput) as err:
+        decode_v2(request_, 10)
+    assert message in err.value.message
+    assert "surrogates not allowed" in err.value.message
+    err.value.message.encode("utf-8")  # the message itself is always encodable
+
+
+def test_v2_lone_surrogate_in_an_output_name_is_rejected() -> None:
+    request = InferRequest(
+        model_name="sentiment",
+        infer_inputs=[text_input(["ok"])],
+        request_outputs=[RequestedOutput("label\ud800")],
+    )
+    with pytest.raises(BadInput, match=r"outputs\[0\].name is not valid Unicode"):
+        decode_v2(request, 10)
+
+
+def test_error_messages_quoting_a_surrogate_stay_encodable() -> None:
+    err = BadInput("unknown output 'x\ud800'")
+    assert err.message == "unknown output 'x\\ud800'"
