@@ -6,7 +6,7 @@ MODEL_DIR ?= models/sentiment
 HTTP_PORT ?= 8080
 GRPC_PORT ?= 8081
 
-.PHONY: venv model serve test lint bench clean
+.PHONY: venv model serve test lint bench clean reliability
 
 .venv/.stamp: requirements.txt requirements-train.txt requirements-dev.txt requirements-data.txt constraints.txt
 	python3 -m venv .venv
@@ -35,6 +35,11 @@ test: venv
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(PY) -m pytest
+
+# The long reliability checks (soak, long fuzz, Redis faults and SIGTERM under load, slow
+# clients, a full cache); prints one table of figures per check. The fast ones run in `make test`.
+reliability: venv
+	$(PY) -m pytest tests/reliability -m reliability -p no:cacheprovider -q
 
 lint: venv
 	$(PY) -m ruff check .

@@ -37,14 +37,15 @@ class MemoryBackend(Backend):
 
     async def set_many(self, items: Mapping[str, bytes], ttl_s: int) -> None:
         for key, value in items.items():
-            self._lru.put(key, value, ttl_s)
+            self._lru.put(key, _compact(value), ttl_s)
 
     async def append_history(
         self, lists: Mapping[str, Sequence[bytes]], cap: int, ttl_s: int
     ) -> None:
         for key, entries in lists.items():
             old = self._lru.get(key)
-            self._lru.put(key, [*(old if isinstance(old, list) else []), *entries][-cap:], ttl_s)
+            kept = [*(old if isinstance(old, list) else []), *entries][-cap:]
+            self._lru.put(key, _compact(kept), ttl_s)
 
     async def read_history(self, key: str, limit: int) -> list[bytes]:
         entry = self._lru.get(key)
@@ -55,3 +56,12 @@ class MemoryBackend(Backend):
 
     async def close(self) -> None:
         self._lru.clear()
+
+
+def _compact(value: Value) -> Value:
+    """Values as exact-size copies. orjson's `dumps` returns bytes that keep its 4 KiB
+    write buffer: a 120-byte prediction held 4.1 KiB, 26x over (measured in
+    tests/predictor/featurestore/test_memory.py), which at 100,000 entries is 400 MB."""
+    if isinstance(value, bytes):
+        return bytes(memoryview(value))
+    return [bytes(memoryview(v)) for v in value]
