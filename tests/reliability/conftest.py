@@ -16,11 +16,15 @@ HOSTILE_ENV = {
     "PREDICTOR_CACHE_ENABLED": "false",
     "PREDICTOR_MAX_BATCH_SIZE": "8",
     "PREDICTOR_HTTP_HEADER_TIMEOUT_S": "2",
+    "PREDICTOR_HTTP_KEEP_ALIVE_S": "3",
+    "PREDICTOR_HTTP_MAX_CONNECTIONS": "64",
 }
 
 
 @pytest.fixture(scope="package")
-def hostile(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PredictorProcess]:
+def hostile(
+    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PredictorProcess]:
     log = tmp_path_factory.mktemp("hostile") / "predictor.log"
     server = PredictorProcess(tiny_model_dir, log, env=HOSTILE_ENV).start().wait_ready()
     yield server

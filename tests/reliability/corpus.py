@@ -9,6 +9,7 @@ does not name the problem. The same corpus runs in `make test`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import struct
@@ -89,10 +90,8 @@ def raw_http(data: bytes, wait: float = 10.0) -> Callable[[Target], Answer]:
 
 def raw_exchange(addr: tuple[str, int], data: bytes, wait: float = 10.0) -> bytes:
     with socket.create_connection(addr, timeout=wait) as sock:
-        try:
+        with contextlib.suppress(OSError):  # the server may answer and close first
             sock.sendall(data)
-        except OSError:  # the server may answer and close before taking it all
-            pass
         out = b""
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
@@ -142,8 +141,8 @@ def grpc_raw(payload: bytes, method: str = MODEL_INFER) -> Callable[[Target], An
             try:
                 call(payload, timeout=30)
             except grpc.RpcError as err:
-                code = err.code().name  # type: ignore[attr-defined]
-                details = err.details() or ""  # type: ignore[attr-defined]
+                code = err.code().name
+                details = err.details() or ""
                 return Answer(code, "grpc", json.dumps({"error": details}).encode())
         return Answer("OK", "grpc", b"{}")
 

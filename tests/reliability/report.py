@@ -34,9 +34,7 @@ def record(
     rss_growth_mb: float = math.nan,
     note: str = "",
 ) -> None:
-    ROWS.append(
-        Row(check, phase, requests, server_errors, crashes, p99_ms, rss_growth_mb, note)
-    )
+    ROWS.append(Row(check, phase, requests, server_errors, crashes, p99_ms, rss_growth_mb, note))
 
 
 def record_stats(check: str, phase: str, stats: Stats, crashes: int = 0, note: str = "") -> None:
