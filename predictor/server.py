@@ -14,7 +14,7 @@ import logging
 import signal
 from collections.abc import Generator, Sequence
 from concurrent import futures
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import uvicorn
@@ -127,8 +127,8 @@ class PredictorServer:
             port=self.http_port,
             log_config=None,  # predictor.logs configured logging already
             access_log=False,  # the edge writes one JSON access line instead
-            # The drain sheds what is left before this backstop cancels anything (_drain).
-            timeout_graceful_shutdown=int(s.drain_budget()[0]) + 1,
+            # A backstop only: the drain answers what is left before it cancels (_drain).
+            timeout_graceful_shutdown=cast(int, s.drain_budget()[0]),
             timeout_keep_alive=int(keep_alive),
             http=protocol_class(
                 HttpLimits(

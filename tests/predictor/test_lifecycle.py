@@ -3,17 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import grpc
 import httpx
 import pytest
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 
+from predictor.settings import ServingSettings
 from tests.fixtures.fake_models import write_broken_model, write_slow_model
 from tests.fixtures.predictor_proc import PredictorProcess
+from tests.fixtures.redis_server import RedisServer
 
 PREDICT = "/v1/models/sentiment:predict"
+
+
+def grpc_request(text: str) -> pb.ModelInferRequest:
+    return pb.ModelInferRequest(
+        model_name="sentiment",
+        inputs=[
+            pb.ModelInferRequest.InferInputTensor(
+                name="text",
+                datatype="BYTES",
+                shape=[1],
+                contents=pb.InferTensorContents(bytes_contents=[text.encode()]),
+            )
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,30 +78,148 @@ def test_not_ready_until_loaded_and_warm(slow_model_dir: Path, tmp_path: Path) -
         assert server.stop() == 0
 
 
+def metric(server: PredictorProcess, name: str) -> float:
+    text = httpx.get(f"{server.url}/metrics", timeout=5).text
+    pattern = re.compile(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", re.M)
+    return sum(float(v) for v in pattern.findall(text))
+
+
+async def until(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    """Poll instead of sleeping: uvicorn and the batcher act on their own ticks."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        await asyncio.sleep(0.02)
+
+
+def refuses_connections(server: PredictorProcess) -> bool:
+    try:
+        httpx.get(f"{server.url}/v2/health/live", timeout=2)
+    except httpx.ConnectError:
+        return True
+    return False
+
+
+def slow_server(slow_model_dir: Path, tmp_path: Path, **env: str) -> PredictorProcess:
+    return PredictorProcess(
+        slow_model_dir,
+        tmp_path / "log",
+        env={"PREDICTOR_MAX_BATCH_SIZE": "2", "PREDICTOR_WARMUP_BATCHES": "0", **env},
+    ).start().wait_ready()  # fmt: skip
+
+
 async def test_sigterm_answers_in_flight_requests_then_exits(
     slow_model_dir: Path, tmp_path: Path
 ) -> None:
-    server = PredictorProcess(
-        slow_model_dir, tmp_path / "log",
-        env={"PREDICTOR_MAX_BATCH_SIZE": "2", "PREDICTOR_WARMUP_BATCHES": "0"},
-    ).start().wait_ready()  # fmt: skip
+    server = slow_server(slow_model_dir, tmp_path)
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
         in_flight = [
             asyncio.create_task(client.post(PREDICT, json={"instances": [f"t{i}"]}))
             for i in range(8)
         ]  # 8 texts, 2 per 0.25 s pass: about a second of queued work
-        await asyncio.sleep(0.4)
+        await until(lambda: metric(server, "predictor_inflight_requests") == 8, what="8 in flight")
         assert server.proc is not None
         server.proc.send_signal(signal.SIGTERM)
-        await asyncio.sleep(0.1)
-        with pytest.raises(httpx.HTTPError):  # no new connections once draining
-            async with httpx.AsyncClient(base_url=server.url, timeout=5) as fresh:
-                late = await fresh.post(PREDICT, json={"instances": ["late"]})
-                late.raise_for_status()
+        # After SIGTERM the listener is closed: a new connection is refused (the README's
+        # choice; Kubernetes has taken the pod out of the endpoints by then).
+        await until(lambda: refuses_connections(server), what="the listener to close")
+        with pytest.raises(httpx.ConnectError):
+            httpx.post(f"{server.url}{PREDICT}", json={"instances": ["late"]}, timeout=5)
         responses = await asyncio.gather(*in_flight)
     assert [r.status_code for r in responses] == [200] * 8
     assert server.stop() == 0
     assert "drained" in server.logs()
+
+
+async def test_a_drain_that_runs_out_answers_the_rest_503_shutting_down(
+    slow_model_dir: Path, tmp_path: Path
+) -> None:
+    """Issue 10, item 5: PREDICTOR_DRAIN_TIMEOUT_S=2 with 32 queued texts used to answer
+    25 of them with uvicorn's plain-text 500; now what is left gets a JSON 503."""
+    server = slow_server(
+        slow_model_dir,
+        tmp_path,
+        PREDICTOR_MAX_BATCH_SIZE="1",
+        PREDICTOR_DRAIN_TIMEOUT_S="2",
+        PREDICTOR_DRAIN_FLUSH_S="0.5",
+    )
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        in_flight = [
+            asyncio.create_task(client.post(PREDICT, json={"instances": [f"q{i}"]}))
+            for i in range(32)
+        ]  # 8 s of work at 0.25 s a pass: far beyond the 1.5 s request part of the drain
+        await until(lambda: metric(server, "predictor_inflight_requests") == 32, what="queued")
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGTERM)
+        responses = await asyncio.gather(*in_flight)
+    codes = [r.status_code for r in responses]
+    assert set(codes) <= {200, 503}, codes
+    assert codes.count(200) >= 1 and codes.count(503) >= 1, codes
+    for r in responses:
+        if r.status_code == 503:
+            assert r.headers["content-type"] == "application/json"
+            assert "shutting down" in r.json()["error"]
+    assert server.stop() == 0
+    assert "queued texts answered 503 (shutting down)" in server.logs()
+
+
+async def test_grpc_calls_in_flight_during_sigterm_are_answered(
+    slow_model_dir: Path, tmp_path: Path
+) -> None:
+    server = slow_server(slow_model_dir, tmp_path)
+    async with grpc.aio.insecure_channel(server.grpc_target) as channel:
+        stub = grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(channel)
+        calls = [
+            asyncio.ensure_future(stub.ModelInfer(grpc_request(f"g{i}"), timeout=60))
+            for i in range(6)
+        ]
+        await until(lambda: metric(server, "predictor_inflight_requests") == 6, what="6 calls")
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGTERM)
+        answers = await asyncio.gather(*calls)
+    for answer in answers:
+        assert {o.name for o in answer.outputs} == {"label", "probabilities"}
+    assert server.stop() == 0
+
+
+async def test_write_behind_is_flushed_through_sigterm(
+    slow_model_dir: Path, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Predictions answered during the drain are written after their responses; the
+    flush part of the drain budget must get them to Redis before the process exits."""
+    server = slow_server(slow_model_dir, tmp_path, PREDICTOR_REDIS_URL=redis_server.url())
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        in_flight = [
+            asyncio.create_task(client.post(PREDICT, json={"instances": [f"w{i}"]}))
+            for i in range(8)
+        ]
+        await until(lambda: metric(server, "predictor_inflight_requests") == 8, what="8 in flight")
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGTERM)
+        responses = await asyncio.gather(*in_flight)
+    assert [r.status_code for r in responses] == [200] * 8
+    assert server.stop() == 0
+    stored = list(redis_server.client().scan_iter("tss:pred:sentiment:*"))
+    assert len(stored) == 8, stored
+
+
+def test_drain_budget_fits_the_charts_grace_period() -> None:
+    """One budget: the chart's preStop sleep plus the code's whole drain (requests, then
+    the write-behind flush) fit terminationGracePeriodSeconds, with the chart's numbers."""
+    from tests.reliability.chart_numbers import predictor_numbers
+
+    tight = ["predictor.drainTimeoutSeconds=60", "predictor.terminationGracePeriodSeconds=65"]
+    for sets in ([], tight):
+        pod = predictor_numbers(sets)
+        values: dict[str, Any] = {"drain_timeout_s": pod.env["PREDICTOR_DRAIN_TIMEOUT_S"]}
+        if "PREDICTOR_DRAIN_FLUSH_S" in pod.env:
+            values["drain_flush_s"] = pod.env["PREDICTOR_DRAIN_FLUSH_S"]
+        settings = ServingSettings(**values)
+        requests_s, flush_s = settings.drain_budget()
+        assert requests_s > 0 and flush_s > 0
+        assert requests_s + flush_s == settings.drain_timeout_s  # nothing outside the budget
+        assert pod.pre_stop_s + requests_s + flush_s <= pod.grace_period_s, (sets, pod)
 
 
 def test_broken_model_exits_nonzero(tiny_model_dir: Path, tmp_path: Path) -> None:
