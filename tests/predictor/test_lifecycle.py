@@ -64,6 +64,12 @@ def test_not_ready_until_loaded_and_warm(slow_model_dir: Path, tmp_path: Path) -
                 early = httpx.post(f"{server.url}{PREDICT}", json={"instances": ["hi"]})
                 if model_ready.status_code == 503 and early.status_code == 503:
                     assert "not ready" in early.json()["error"]
+                    # counted under the model's own name, so the dashboard sees start-up
+                    # 503s (they used to fold into model="unknown")
+                    assert re.search(
+                        r'predictor_requests_total\{[^}]*code="503"[^}]*model="sentiment"',
+                        httpx.get(f"{server.url}/metrics", timeout=5).text,
+                    )
                     seen_unready = True
                 else:  # warm-up ended between the calls: then the server must say so too
                     assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200

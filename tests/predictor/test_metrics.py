@@ -141,3 +141,15 @@ def test_latency_buckets_resolve_milliseconds() -> None:
     assert list(buckets) == sorted(buckets)
     assert buckets[0] <= 0.001 and buckets[-1] >= 10
     assert sum(1 for b in buckets if b <= 0.1) >= 10, "most resolution below 100 ms"
+
+
+def test_a_registered_model_is_counted_under_its_name_before_it_loads() -> None:
+    """Start-up 503s belong to the served model on the dashboard, not to "unknown"."""
+    metrics.model_registered("registered-early")
+    metrics.SHED.labels("registered-early").inc()
+    assert (
+        REGISTRY.get_sample_value(
+            "predictor_shed_requests_total", {"model": "registered-early", "version": ""}
+        )
+        == 1
+    )
