@@ -13,29 +13,15 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 
 from predictor.settings import ServingSettings
 from tests.fixtures.fake_models import write_broken_model, write_slow_model
 from tests.fixtures.predictor_proc import PredictorProcess
 from tests.fixtures.redis_server import RedisServer
+from tests.fixtures.v2_grpc import infer_request
 
 PREDICT = "/v1/models/sentiment:predict"
-
-
-def grpc_request(text: str) -> pb.ModelInferRequest:
-    return pb.ModelInferRequest(
-        model_name="sentiment",
-        inputs=[
-            pb.ModelInferRequest.InferInputTensor(
-                name="text",
-                datatype="BYTES",
-                shape=[1],
-                contents=pb.InferTensorContents(bytes_contents=[text.encode()]),
-            )
-        ],
-    )
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +163,7 @@ async def test_grpc_calls_in_flight_during_sigterm_are_answered(
     async with grpc.aio.insecure_channel(server.grpc_target) as channel:
         stub = grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(channel)
         calls = [
-            asyncio.ensure_future(stub.ModelInfer(grpc_request(f"g{i}"), timeout=60))
+            asyncio.ensure_future(stub.ModelInfer(infer_request(f"g{i}".encode()), timeout=60))
             for i in range(6)
         ]
         await until(lambda: metric(server, "predictor_inflight_requests") == 6, what="6 calls")

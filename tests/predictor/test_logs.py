@@ -22,6 +22,7 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 
 from predictor.logs import REQUEST_ID, JsonFormatter
 from tests.fixtures.predictor_proc import PredictorProcess
+from tests.fixtures.v2_grpc import infer_request
 
 
 def _lines(server: PredictorProcess, request_id: str, wait: float = 5.0) -> list[dict[str, Any]]:
@@ -116,17 +117,7 @@ def test_health_and_metrics_are_not_access_logged(predictor: PredictorProcess) -
 
 def test_grpc_request_id_in_trailer_and_access_log(predictor: PredictorProcess) -> None:
     rid = _rid()
-    request = pb.ModelInferRequest(
-        model_name="sentiment",
-        inputs=[
-            pb.ModelInferRequest.InferInputTensor(
-                name="text",
-                datatype="BYTES",
-                shape=[1],
-                contents=pb.InferTensorContents(bytes_contents=[b"grpc log"]),
-            )
-        ],
-    )
+    request = infer_request(b"grpc log")
     with grpc.insecure_channel(predictor.grpc_target) as channel:
         stub = grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(channel)
         stub.ServerReady(pb.ServerReadyRequest(), metadata=[("x-request-id", rid)])

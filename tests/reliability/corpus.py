@@ -21,6 +21,8 @@ import grpc
 import httpx
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 
+from tests.fixtures.v2_grpc import infer_request
+
 V1 = "/v1/models/sentiment:predict"
 V2 = "/v2/models/sentiment/infer"
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
@@ -92,19 +94,25 @@ def raw_exchange(addr: tuple[str, int], data: bytes, wait: float = 10.0) -> byte
     with socket.create_connection(addr, timeout=wait) as sock:
         with contextlib.suppress(OSError):  # the server may answer and close first
             sock.sendall(data)
-        out = b""
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            try:
-                chunk = sock.recv(65536)
-            except (TimeoutError, ConnectionResetError):
-                break
-            if not chunk:
-                break
-            out += chunk
-            if _complete(out):
-                break
-        return out
+        return receive(sock, wait, _complete)
+
+
+def receive(sock: socket.socket, wait: float, done: Callable[[bytes], bool]) -> bytes:
+    """What the server sends until `done(received)`, it closes, or `wait` runs out."""
+    sock.settimeout(wait)
+    out = b""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except (TimeoutError, ConnectionResetError):
+            break
+        if not chunk:
+            break
+        out += chunk
+        if done(out):
+            break
+    return out
 
 
 def _complete(raw: bytes) -> bool:
@@ -190,23 +198,9 @@ TWO = _bytes_tensor(b"good", b"bad")
 OK_HEAD = {"inputs": [_bin_input(len(TWO))]}
 
 
-def _grpc_request(model_name: str = "sentiment", *texts: bytes) -> pb.ModelInferRequest:
-    return pb.ModelInferRequest(
-        model_name=model_name,
-        inputs=[
-            pb.ModelInferRequest.InferInputTensor(
-                name="text",
-                datatype="BYTES",
-                shape=[len(texts)],
-                contents=pb.InferTensorContents(bytes_contents=list(texts)),
-            )
-        ],
-    )
-
-
 def _invalid_utf8_model_name() -> bytes:
     """A ModelInferRequest whose model_name (field 1, a proto3 string) is not UTF-8."""
-    good = _grpc_request("sentiment", b"hi").SerializeToString()
+    good = infer_request(b"hi").SerializeToString()
     name = b"sen\xfftiment"
     rest = good[2 + len(b"sentiment") :]
     return b"\x0a" + bytes([len(name)]) + name + rest
@@ -381,20 +375,21 @@ def cases() -> list[Case]:
         Case("grpc", "not a protobuf", grpc_raw(b"\xff\xff\xff\xff not protobuf"),
              "INVALID_ARGUMENT", "not a valid ModelInfer protobuf message"),
         Case("grpc", "truncated message",
-             grpc_raw(_grpc_request("sentiment", b"hello").SerializeToString()[:-3]),
+             grpc_raw(infer_request(b"hello").SerializeToString()[:-3]),
              "INVALID_ARGUMENT", "not a valid ModelInfer protobuf message"),
         Case("grpc", "invalid utf-8 model_name", grpc_raw(_invalid_utf8_model_name()),
              "INVALID_ARGUMENT", "not a valid ModelInfer protobuf message"),
         Case("grpc", "text not utf-8",
-             grpc_raw(_grpc_request("sentiment", b"\xff\xfe").SerializeToString()),
+             grpc_raw(infer_request(b"\xff\xfe").SerializeToString()),
              "INVALID_ARGUMENT", "not valid UTF-8"),
         Case("grpc", "no inputs",
              grpc_raw(pb.ModelInferRequest(model_name="sentiment").SerializeToString()),
              "INVALID_ARGUMENT", "missing input 'text'"),
         Case("grpc", "unknown model",
-             grpc_raw(_grpc_request("nope", b"hi").SerializeToString()), "NOT_FOUND", "nope"),
+             grpc_raw(infer_request(b"hi", model_name="nope").SerializeToString()), "NOT_FOUND",
+             "nope"),
         Case("grpc", "over the message cap",
-             grpc_raw(_grpc_request("sentiment", b"x" * (5 << 20)).SerializeToString()),
+             grpc_raw(infer_request(b"x" * (5 << 20)).SerializeToString()),
              "RESOURCE_EXHAUSTED", "larger than max"),
     ]  # fmt: skip
     return out

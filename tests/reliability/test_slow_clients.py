@@ -16,28 +16,18 @@ import pytest
 
 from tests.fixtures.predictor_proc import PredictorProcess
 from tests.reliability.conftest import assert_alive_and_ready
-from tests.reliability.corpus import Target, parse_raw_response
+from tests.reliability.corpus import Target, parse_raw_response, receive
 from tests.reliability.load import run_load
 
 HEAD = b"POST /v1/models/sentiment:predict HTTP/1.1\r\nHost: t\r\nX-Slow: "
 
 
 def read_until_closed(sock: socket.socket, wait: float) -> bytes:
-    """Everything the server sends until it closes the connection (or `wait` runs out)."""
-    sock.settimeout(wait)
-    out = b""
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        try:
-            chunk = sock.recv(65536)
-        except TimeoutError:
-            break
-        except ConnectionResetError:
-            return out
-        if not chunk:
-            return out
-        out += chunk
-    raise AssertionError(f"the server kept the connection open for {wait} s")
+    """Everything the server sends; fails unless it closes the connection within `wait`."""
+    start = time.monotonic()
+    out = receive(sock, wait, lambda _: False)
+    assert time.monotonic() - start < wait, f"the server kept the connection open for {wait} s"
+    return out
 
 
 async def slowloris(addr: tuple[str, int], give_up_s: float) -> bytes:
