@@ -6,15 +6,16 @@ import asyncio
 import re
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import httpx
 import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 
+from harness.scrape import sample_sum
 from predictor.settings import ServingSettings
 from tests.fixtures.fake_models import write_broken_model, write_slow_model
 from tests.fixtures.predictor_proc import PredictorProcess
@@ -22,6 +23,7 @@ from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.v2_grpc import infer_request
 
 PREDICT = "/v1/models/sentiment:predict"
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -70,19 +72,33 @@ def test_not_ready_until_loaded_and_warm(slow_model_dir: Path, tmp_path: Path) -
         assert server.stop() == 0
 
 
-def metric(server: PredictorProcess, name: str) -> float:
-    text = httpx.get(f"{server.url}/metrics", timeout=5).text
-    pattern = re.compile(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", re.M)
-    return sum(float(v) for v in pattern.findall(text))
-
-
 async def until(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
-    """Poll instead of sleeping: uvicorn and the batcher act on their own ticks."""
+    """Poll instead of sleeping (uvicorn and the batcher act on their own ticks); async,
+    unlike harness.poll, because the requests being watched run on this loop."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or condition}")
         await asyncio.sleep(0.02)
+
+
+async def sigterm_during(
+    server: PredictorProcess,
+    calls: Sequence[Awaitable[T]],
+    meanwhile: Callable[[], Awaitable[None]] | None = None,
+) -> list[T]:
+    """Start the calls, wait until the server has every one in flight, send SIGTERM,
+    (run `meanwhile`), and return the answers."""
+    tasks = [asyncio.ensure_future(c) for c in calls]
+    n = len(tasks)
+    await until(
+        lambda: sample_sum(server.url, "predictor_inflight_requests") == n, what=f"{n} in flight"
+    )
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGTERM)
+    if meanwhile is not None:
+        await meanwhile()
+    return list(await asyncio.gather(*tasks))
 
 
 def refuses_connections(server: PredictorProcess) -> bool:
@@ -105,20 +121,18 @@ async def test_sigterm_answers_in_flight_requests_then_exits(
     slow_model_dir: Path, tmp_path: Path
 ) -> None:
     server = slow_server(slow_model_dir, tmp_path)
-    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-        in_flight = [
-            asyncio.create_task(client.post(PREDICT, json={"instances": [f"t{i}"]}))
-            for i in range(8)
-        ]  # 8 texts, 2 per 0.25 s pass: about a second of queued work
-        await until(lambda: metric(server, "predictor_inflight_requests") == 8, what="8 in flight")
-        assert server.proc is not None
-        server.proc.send_signal(signal.SIGTERM)
+
+    async def refused_after_sigterm() -> None:
         # After SIGTERM the listener is closed: a new connection is refused (the README's
         # choice; Kubernetes has taken the pod out of the endpoints by then).
         await until(lambda: refuses_connections(server), what="the listener to close")
         with pytest.raises(httpx.ConnectError):
             httpx.post(f"{server.url}{PREDICT}", json={"instances": ["late"]}, timeout=5)
-        responses = await asyncio.gather(*in_flight)
+
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        # 8 texts, 2 per 0.25 s pass: about a second of queued work
+        calls = [client.post(PREDICT, json={"instances": [f"t{i}"]}) for i in range(8)]
+        responses = await sigterm_during(server, calls, refused_after_sigterm)
     assert [r.status_code for r in responses] == [200] * 8
     assert server.stop() == 0
     assert "drained" in server.logs()
@@ -137,14 +151,9 @@ async def test_a_drain_that_runs_out_answers_the_rest_503_shutting_down(
         PREDICTOR_DRAIN_FLUSH_S="0.5",
     )
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-        in_flight = [
-            asyncio.create_task(client.post(PREDICT, json={"instances": [f"q{i}"]}))
-            for i in range(32)
-        ]  # 8 s of work at 0.25 s a pass: far beyond the 1.5 s request part of the drain
-        await until(lambda: metric(server, "predictor_inflight_requests") == 32, what="queued")
-        assert server.proc is not None
-        server.proc.send_signal(signal.SIGTERM)
-        responses = await asyncio.gather(*in_flight)
+        # 8 s of work at 0.25 s a pass: far beyond the 1.5 s request part of the drain
+        calls = [client.post(PREDICT, json={"instances": [f"q{i}"]}) for i in range(32)]
+        responses = await sigterm_during(server, calls)
     codes = [r.status_code for r in responses]
     assert set(codes) <= {200, 503}, codes
     assert codes.count(200) >= 1 and codes.count(503) >= 1, codes
@@ -162,14 +171,8 @@ async def test_grpc_calls_in_flight_during_sigterm_are_answered(
     server = slow_server(slow_model_dir, tmp_path)
     async with grpc.aio.insecure_channel(server.grpc_target) as channel:
         stub = grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(channel)
-        calls = [
-            asyncio.ensure_future(stub.ModelInfer(infer_request(f"g{i}".encode()), timeout=60))
-            for i in range(6)
-        ]
-        await until(lambda: metric(server, "predictor_inflight_requests") == 6, what="6 calls")
-        assert server.proc is not None
-        server.proc.send_signal(signal.SIGTERM)
-        answers = await asyncio.gather(*calls)
+        calls = [stub.ModelInfer(infer_request(f"g{i}".encode()), timeout=60) for i in range(6)]
+        answers = await sigterm_during(server, calls)
     for answer in answers:
         assert {o.name for o in answer.outputs} == {"label", "probabilities"}
     assert server.stop() == 0
@@ -182,14 +185,8 @@ async def test_write_behind_is_flushed_through_sigterm(
     flush part of the drain budget must get them to Redis before the process exits."""
     server = slow_server(slow_model_dir, tmp_path, PREDICTOR_REDIS_URL=redis_server.url())
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-        in_flight = [
-            asyncio.create_task(client.post(PREDICT, json={"instances": [f"w{i}"]}))
-            for i in range(8)
-        ]
-        await until(lambda: metric(server, "predictor_inflight_requests") == 8, what="8 in flight")
-        assert server.proc is not None
-        server.proc.send_signal(signal.SIGTERM)
-        responses = await asyncio.gather(*in_flight)
+        calls = [client.post(PREDICT, json={"instances": [f"w{i}"]}) for i in range(8)]
+        responses = await sigterm_during(server, calls)
     assert [r.status_code for r in responses] == [200] * 8
     assert server.stop() == 0
     stored = list(redis_server.client().scan_iter("tss:pred:sentiment:*"))
