@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from predictor import binary_v2, metrics
@@ -93,7 +94,15 @@ async def error_response(_: Request, exc: Exception) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     """Replace KServe's handlers (which log a traceback per bad request and answer
     schema errors as FastAPI 422s) with one handler for everything."""
-    for exc_type in (Exception, PredictorError, RequestValidationError, HTTPException):
+    # ClientDisconnect by name: what only the catch-all `Exception` handler takes is
+    # re-raised by Starlette after answering, and uvicorn logs it as an application error.
+    for exc_type in (
+        Exception,
+        PredictorError,
+        RequestValidationError,
+        HTTPException,
+        ClientDisconnect,
+    ):
         app.add_exception_handler(exc_type, error_response)
     from kserve import errors as kerrors
 

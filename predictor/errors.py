@@ -84,6 +84,14 @@ class Unsupported(PredictorError):
     grpc_code = "UNIMPLEMENTED"
 
 
+class ClientClosed(PredictorError):
+    """The client went away before its request was read (nginx's 499): not a server
+    fault, so it must not count as a 5xx; nobody receives the answer."""
+
+    status_code = 499
+    grpc_code = "CANCELLED"
+
+
 class HTTPStatusError(PredictorError):
     """A plain HTTP error raised by the web framework (unknown route, wrong method)."""
 
@@ -117,9 +125,12 @@ def classify(exc: BaseException) -> PredictorError:
         UnsupportedProtocol,
     )
     from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect
 
     if isinstance(exc, PredictorError):
         return exc
+    if isinstance(exc, ClientDisconnect):
+        return ClientClosed("the client closed the connection before sending the whole request")
     if isinstance(exc, InvalidInput):
         return BadInput(str(exc))
     if isinstance(exc, RequestValidationError):

@@ -23,3 +23,10 @@ def test_a_message_quoting_a_lone_surrogate_stays_encodable() -> None:
     err = classify(InvalidInput("field 'a\ud800' is bad"))
     assert err.message == "field 'a\\ud800' is bad"
     err.message.encode("utf-8")
+
+
+def test_a_client_that_went_away_is_not_a_server_error() -> None:
+    from starlette.requests import ClientDisconnect
+
+    err = classify(ClientDisconnect())
+    assert (err.status_code, err.grpc_code) == (499, "CANCELLED")

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.scrape import read_counter
 from tests.fixtures.predictor_proc import PredictorProcess
 from tests.reliability.corpus import Target
 
@@ -28,7 +29,13 @@ def hostile(
     log = tmp_path_factory.mktemp("hostile") / "predictor.log"
     server = PredictorProcess(tiny_model_dir, log, env=HOSTILE_ENV).start().wait_ready()
     yield server
+    # After every hostile request of the package: no server error was counted, no
+    # traceback reached the log, and the process drains and exits cleanly.
+    counted = read_counter(server.url, "predictor_requests_total", "code") or {}
+    faults = {code: n for code, n in counted.items() if code.startswith("5") and code != "503"}
     code = server.stop()
+    assert faults == {}, f"server errors counted: {faults}"
+    assert "Traceback" not in server.logs(), "a traceback reached the log stream"
     assert code == 0, f"the predictor exited with {code} after the hostile requests"
 
 

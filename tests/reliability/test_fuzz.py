@@ -143,5 +143,4 @@ def test_v2_bodies_never_a_server_error(body: object, hostile: PredictorProcess)
 
 
 def test_alive_and_ready_after_the_fuzz(hostile: PredictorProcess) -> None:
-    assert_alive_and_ready(hostile)
-    assert "Traceback" not in hostile.logs(), "a traceback reached the log stream"
+    assert_alive_and_ready(hostile)  # the package fixture checks the log and the counts
