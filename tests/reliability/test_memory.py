@@ -36,7 +36,7 @@ def test_memory_backend_keeps_each_value_at_its_own_size() -> None:
     try:
         for start in range(0, n, 500):
             items = {
-                keys.prediction_key("sentiment", "v1", f"text {i}"): encode_prediction(p)
+                keys.prediction_key("sentiment", "v1", "fp32", f"text {i}"): encode_prediction(p)
                 for i in range(start, start + 500)
             }
             asyncio.run(backend.set_many(items, 3600))
