@@ -477,3 +477,28 @@ def test_schema_is_closed_everywhere() -> None:
     assert open_objects == []
     values = yaml.safe_load((ct.CHART / "values.yaml").read_text())
     assert set(values) <= set(schema["properties"])
+
+
+def _storage_rules(sets: list[str]) -> list[dict[str, Any]]:
+    policies = {d["metadata"]["name"]: d for d in ct.by_kind(ct.render(sets=sets), "NetworkPolicy")}
+    policy = policies["sentiment-predictor"]
+    return [r for r in policy["spec"]["egress"] if {p["port"] for p in r["ports"]} == {443}]
+
+
+def test_object_store_models_open_egress_for_the_storage_initializer_only() -> None:
+    """The storage initializer runs inside the pod: an s3:// or gs:// model needs egress to
+    the object store, a pvc:// or oci:// one none (the kubelet pulls modelcars)."""
+    assert _storage_rules([]) == []  # the default pvc:// model
+    assert _storage_rules(["model.storageUri=oci://ghcr.io/acme/models:20260101-abc"]) == []
+    (rule,) = _storage_rules(["model.storageUri=s3://bucket/sentiment/v1/"])
+    assert "to" not in rule  # any destination, on 443 only
+    canary = ["canary.enabled=true", "canary.storageUri=gs://bucket/sentiment/v2/"]
+    assert len(_storage_rules(canary)) == 1
+    assert _storage_rules(canary[1:]) == []  # a disabled canary's URI opens nothing
+    (rule,) = _storage_rules(
+        [
+            "model.storageUri=s3://bucket/m/",
+            "networkPolicy.storageEgress.to[0].ipBlock.cidr=10.0.0.0/8",
+        ]
+    )
+    assert rule["to"] == [{"ipBlock": {"cidr": "10.0.0.0/8"}}]
