@@ -1,14 +1,16 @@
-"""Results for people (a markdown table, a PNG) and for machines (JSON)."""
+"""Results for people (markdown tables, PNGs, report.md) and for machines (JSON)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure  # no pyplot: files only, never a window or global state
 
+from loadtest.outcome import Bench, CeilingPoint, Ratio, ratios
 from loadtest.stats import Summary
 
 COLUMNS = (
@@ -73,13 +75,13 @@ def plot_latency_vs_throughput(
     series: Mapping[str, Sequence[Summary]],
     path: Path,
     *,
-    ceiling: float | None = None,
+    ceilings: Mapping[str, float] | None = None,
     title: str = "Latency against throughput",
 ) -> Path:
     """p50 (solid) and p99 (dashed) against texts/s, one colour per series, in load order.
 
-    The ceiling, if given, is a vertical line: no point can sit right of it
-    for long, and the gap to it is what the serving stack costs.
+    Each ceiling (by precision) is a vertical line: no point of that precision can
+    sit right of it for long, and the gap to it is what the serving stack costs.
     """
     fig = Figure(figsize=(8, 5), dpi=120)
     ax = fig.subplots()
@@ -106,8 +108,9 @@ def plot_latency_vs_throughput(
                 xytext=(3, 3),
                 textcoords="offset points",
             )
-    if ceiling is not None:
-        ax.axvline(ceiling, color="k", linestyle=":", label=f"model ceiling {ceiling:.0f}/s")
+    for n, (name, ceiling) in enumerate((ceilings or {}).items()):
+        style = (":", "-.", "--")[n % 3]
+        ax.axvline(ceiling, color="k", linestyle=style, label=f"{name} ceiling {ceiling:.0f}/s")
     ax.set_xscale("log")  # model-bound and cache-hit series differ by ~30x
     ax.set_xlabel("throughput (texts/s, log)")
     ax.set_ylabel("latency (ms, log)")
@@ -118,4 +121,109 @@ def plot_latency_vs_throughput(
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
+    return path
+
+
+# --- the benchmark's report -------------------------------------------------------
+def ratio_table(rs: list[Ratio]) -> str:
+    def show(r: Ratio) -> list[str]:
+        value = "n/a" if r.value is None else f"{r.value:.2f}"
+        met = "n/a" if r.met is None else "met" if r.met else "MISSED"
+        return [r.name, value, r.target, met]
+
+    return markdown_table(["ratio", "value", "target", "verdict"], [show(r) for r in rs])
+
+
+def ceiling_table(ceiling: Mapping[str, Sequence[CeilingPoint]]) -> str:
+    rows = [
+        [precision, str(p.batch_size), f"{p.texts_per_s:.1f}", f"{p.forward_texts_per_s:.1f}",
+         f"{1000 / p.texts_per_s * p.batch_size:.1f}", str(p.batches)]
+        for precision, points in ceiling.items()
+        for p in points
+    ]  # fmt: skip
+    header = ["precision", "batch", "texts/s (tokenise + forward)", "texts/s (forward)",
+              "ms per batch", "batches"]  # fmt: skip
+    return markdown_table(header, rows)
+
+
+def agreement_text(agreement: Mapping[str, Any]) -> str:
+    """The export's bf16-vs-fp32 check as one line, or why there is none."""
+    if not agreement:
+        return "no bf16 entry in the model card (exported before bf16, or not exported)"
+    verdict = "written" if agreement.get("file") else f"REFUSED ({agreement.get('refused')})"
+    return (
+        f"bf16 file {verdict}: same label as fp32 on {agreement['agreement']:.2%} of "
+        f"{agreement['n_texts']} held-out texts (floor {agreement['min_agreement']:.0%}), "
+        f"max probability difference {agreement['max_prob_diff']:.4f}, parity with eager "
+        f"bf16 {agreement['parity_max_abs_diff']:.2g}"
+    )
+
+
+def plot_ceiling(ceiling: Mapping[str, Sequence[CeilingPoint]], path: Path) -> Path:
+    fig = Figure(figsize=(6, 4), dpi=120)
+    ax = fig.subplots()
+    for n, (precision, points) in enumerate(ceiling.items()):
+        sizes = [p.batch_size for p in points]
+        ax.plot(sizes, [p.texts_per_s for p in points], "o-", color=f"C{n}",
+                label=f"{precision} tokenise + forward")  # fmt: skip
+        ax.plot(sizes, [p.forward_texts_per_s for p in points], "s--", color=f"C{n}",
+                alpha=0.6, label=f"{precision} forward only")  # fmt: skip
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("texts/s")
+    ax.set_title("(1) TorchScript in-process, by batch size and precision")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def write_report(bench: Bench, out: Path, command: str) -> Path:
+    """report.md, bench.json and the two PNGs under `out`."""
+    cfg = bench.config
+    rows = [s for steps in bench.steps.values() for s in steps]
+    series = {k: v for k, v in bench.steps.items() if "open-loop" not in k}
+    ceilings = {p: best.texts_per_s for p in bench.ceiling if (best := bench.best_ceiling(p))}
+    title = f"{bench.environment.get('model', '')} on {bench.environment.get('cpu', '')}"
+    plot_latency_vs_throughput(series, out / "latency_vs_throughput.png", ceilings=ceilings,
+                               title=title)  # fmt: skip
+    if bench.ceiling:
+        plot_ceiling(bench.ceiling, out / "ceiling.png")
+    env = "\n".join(f"- {k}: {v}" for k, v in bench.environment.items())
+    notes = "\n".join(f"- {n}" for n in bench.notes) or "- none"
+    text = f"""# Benchmark: predictor against its ceiling and baselines, by precision
+
+Command: `{command}`
+
+{env}
+
+## Ratios (same run, same machine)
+
+{ratio_table(ratios(bench))}
+
+bf16 against fp32 at export: {agreement_text(bench.agreement)}.
+
+## (1) Ceiling: TorchScript in-process
+
+{ceiling_table(bench.ceiling)}
+
+## Servers (wire {cfg.get("wire")}, {cfg.get("seconds")} s per point, one text per request)
+
+{summary_table(rows)}
+
+Client CPU is the load generator's own CPU time during the point: it shares the
+machine's cores with the server, so it is part of what limits the server here.
+
+![latency against throughput](latency_vs_throughput.png)
+
+![ceiling by batch size](ceiling.png)
+
+## Notes
+
+{notes}
+"""
+    path = out / "report.md"
+    path.write_text(text, encoding="utf-8")
+    write_json(out / "bench.json", {**asdict(bench), "ratios": [asdict(r) for r in ratios(bench)]})
     return path

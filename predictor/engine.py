@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from predictor.modelcard import ModelCardError, ServingCard, check_model_dir
+from predictor.modelcard import PRECISION_FILES, ModelCardError, ServingCard, check_model_dir
 from predictor.settings import ServingSettings
 from predictor.tokenization import encode, load_tokenizer
 
@@ -76,15 +76,39 @@ def _check_output_width(
         )
 
 
+def cpu_has_native_bf16() -> bool:
+    """oneDNN's own answer (AVX512-BF16 or AMX kernels), not a guess from /proc/cpuinfo.
+
+    Without native support bf16 is emulated and slower than fp32, so `auto` avoids it.
+    """
+    try:
+        return bool(
+            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        )
+    except (AttributeError, RuntimeError):  # a torch build without oneDNN
+        return False
+
+
+def resolve_precision(settings: ServingSettings, device: str) -> str:
+    """fp16 on CUDA, bf16 on a CPU with native bf16 and a bf16 artefact, else fp32."""
+    requested = settings.precision
+    if requested == "fp16" and device != "cuda":
+        raise ModelLoadError("PREDICTOR_PRECISION=fp16 needs CUDA; on the CPU use bf16 or fp32")
+    if requested != "auto":
+        return requested
+    if device == "cuda":
+        return "fp32" if settings.half_precision is False else "fp16"
+    has_file = (settings.model_dir / PRECISION_FILES["bf16"]).is_file()
+    return "bf16" if has_file and cpu_has_native_bf16() else "fp32"
+
+
 class Engine:
     """Loads the model directory once and runs batches on its own thread."""
 
     def __init__(self, settings: ServingSettings) -> None:
         self.settings = settings
         self.device = resolve_device(settings.device)
-        self.dtype = (
-            torch.float16 if self.device == "cuda" and settings.half_precision else torch.float32
-        )
+        self._precision = resolve_precision(settings, self.device)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
         self._model: torch.jit.ScriptModule | None = None
         self._tokenizer: Tokenizer | None = None
@@ -92,7 +116,8 @@ class Engine:
 
     @property
     def precision(self) -> str:
-        return "fp16" if self.dtype == torch.float16 else "fp32"
+        """`fp32`, `bf16` or `fp16`: part of every cache key, since the probabilities differ."""
+        return self._precision
 
     @property
     def loaded(self) -> bool:
@@ -116,19 +141,11 @@ class Engine:
         if self.device == "cpu":
             threads = self.settings.cpu_threads or (torch.get_num_threads() or 1)
             torch.set_num_threads(threads)
-        try:
-            model = torch.jit.load(str(model_dir / "model.pt"), map_location=self.device)
-        except RuntimeError as exc:
-            raise ModelLoadError(
-                f"{model_dir / 'model.pt'} is not a TorchScript file: {exc}"
-            ) from exc
-        model.eval()
-        if self.dtype == torch.float16:
-            model = model.half()
+        model = self._load_model(model_dir)
         _check_output_width(model, tokenizer, card, self.device, model_dir)
         self._model, self._tokenizer, self.card = model, tokenizer, card
         log.info(
-            "loaded model %s version %s on %s (%s, %d torch threads)",
+            "loaded model %s version %s on %s, precision %s, %d torch threads",
             card.name,
             card.version,
             self.device,
@@ -136,6 +153,20 @@ class Engine:
             torch.get_num_threads(),
         )
         return card
+
+    def _load_model(self, model_dir: Path) -> torch.jit.ScriptModule:
+        """The file exported for this precision; fp16 is the fp32 file halved on the GPU."""
+        name = PRECISION_FILES["bf16" if self._precision == "bf16" else "fp32"]
+        if not (model_dir / name).is_file():
+            raise ModelLoadError(
+                f"PREDICTOR_PRECISION={self._precision} but {model_dir} has no {name} "
+                "(the export refused it or predates it; see the card's `precisions`)"
+            )
+        try:
+            model = torch.jit.load(str(model_dir / name), map_location=self.device).eval()
+        except RuntimeError as exc:
+            raise ModelLoadError(f"{model_dir / name} is not a TorchScript file: {exc}") from exc
+        return model.half() if self._precision == "fp16" else model
 
     def warmup(self) -> None:
         """Run a few batches so the first real request does not pay for lazy init."""

@@ -145,6 +145,15 @@ class SentimentModel(Model):
         return self.card.labels
 
     # --- metadata (v2 /v2/models/NAME) ------------------------------------
+    def metadata_parameters(self) -> dict[str, str]:
+        """What the v2 metadata adds to KServe's fields: the loaded version and how it runs
+        (a bf16 and an fp32 pod answer slightly different probabilities)."""
+        return {
+            "version": self.version,
+            "device": self._engine.device,
+            "precision": self._engine.precision,
+        }
+
     def get_input_types(self) -> list[dict[str, Any]]:
         return [{"name": TEXT_INPUT, "datatype": "BYTES", "shape": [-1]}]
 

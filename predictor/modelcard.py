@@ -19,6 +19,10 @@ CARD_FILE = "model_card.json"
 MODEL_FILES = ("model.pt", "tokenizer.json", CARD_FILE)
 
 
+# The TorchScript file for each exported precision (fp16 on CUDA is model.pt halved at load).
+PRECISION_FILES = {"fp32": "model.pt", "bf16": "model-bf16.pt"}
+
+
 class ModelCardError(ValueError):
     """The model directory is missing, incomplete, or its card is not one serving can use."""
 

@@ -117,6 +117,7 @@ class PredictorServer:
         app.add_middleware(EdgeMiddleware, settings=self.settings, versions=self._versions)
         kserve_compat.register_routes(app, self.kserve)
         kserve_compat.shadow_route(app, "/v2/health/ready", self._ready_route, ["GET"])
+        kserve_compat.shadow_route(app, "/v2/models/{model_name}", self._metadata_route, ["GET"])
         install_error_handlers(app)
         kserve_compat.guard_binary_decoder(self.kserve, binary_v2.check)
         s = self.settings
@@ -153,6 +154,15 @@ class PredictorServer:
             status_code=200 if self.ready else 503,
             media_type="application/json",
         )
+
+    async def _metadata_route(self, model_name: str) -> Response:
+        """KServe's v2 model metadata plus `versions` and `parameters` (version, device,
+        precision), which KServe's response model has no room for."""
+        meta = dict(await self.kserve.dataplane.model_metadata(model_name))
+        if model_name == self.model.name:
+            params = self.model.metadata_parameters()
+            meta.update(versions=[params["version"]], parameters=params)
+        return Response(orjson.dumps(meta), media_type="application/json")
 
     def _grpc(self) -> aio.Server:
         limit = self.settings.max_body_bytes

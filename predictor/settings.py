@@ -27,8 +27,16 @@ class ServingSettings(PredictorSettings):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="`auto` takes CUDA when torch sees a GPU, else the CPU."
     )
-    half_precision: bool = Field(
-        True, description="Run in float16 on CUDA (ignored on the CPU, where it is slower)."
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="Numeric precision of the forward pass. `auto`: fp16 on CUDA; bf16 on a "
+        "CPU whose oneDNN reports native bf16 (AVX512-BF16/AMX) when the model directory has "
+        "model-bf16.pt; else fp32. fp16 needs CUDA.",
+    )
+    half_precision: bool | None = Field(
+        None,
+        description="Deprecated, use PREDICTOR_PRECISION. Only `false` has an effect: with "
+        "precision `auto` it keeps CUDA at fp32, as it used to.",
     )
     cpu_threads: int = Field(
         0,

@@ -174,12 +174,20 @@ def build(args: argparse.Namespace) -> tuple[ServingCard, ExportReport] | None:
         reference=reference,
         **({"extra_training_rows": args.extra_info} if args.extra_info else {}),
     )
-    report = export(enc.module, card, enc.tokenizer_json, args.out)
+    _, test_idx = data.stratified_split(corpus.labels, args.test_fraction, args.seed, args.limit)
+    heldout = corpus.subset(test_idx).texts  # for the bf16-vs-fp32 agreement check
+    report = export(enc.module, card, enc.tokenizer_json, args.out, heldout=heldout)
     written = ServingCard.read(args.out)
     log.info("wrote %s version %s in %.0f s; parity max |diff| %.2e; "
              "eager %.1f ms vs TorchScript %.1f ms per 5-text batch",
              args.out, written.version, time.perf_counter() - started, report.max_abs_diff,
              report.eager_ms, report.torchscript_ms)  # fmt: skip
+    if report.bf16 is not None:
+        b = report.bf16
+        log.info("bf16: %s; same label as fp32 on %.2f%% of %d held-out texts, max prob diff "
+                 "%.4f, parity %.2e, %.1f s", "written" if b.written else "REFUSED",
+                 100 * b.agreement, b.n_texts, b.max_prob_diff, b.parity_max_abs_diff,
+                 b.seconds)  # fmt: skip
     return written, report
 
 

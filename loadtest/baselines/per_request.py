@@ -9,7 +9,8 @@ thread), not the model. v1 REST only: that is what the benchmark sends.
 
 Run: python -m loadtest.baselines.per_request --model_name sentiment --http_port 8090
 Model directory from PREDICTOR_MODEL_DIR; torch threads from PREDICTOR_CPU_THREADS
-(0 or unset: torch's default).
+(0 or unset: torch's default); PREDICTOR_PRECISION=bf16 serves model-bf16.pt, anything
+else model.pt (the benchmark compares each precision with its own baseline).
 """
 
 from __future__ import annotations
@@ -21,16 +22,17 @@ from typing import Any
 import torch
 from kserve import Model, ModelServer, model_server
 
-from predictor.modelcard import ServingCard
+from predictor.modelcard import PRECISION_FILES, ServingCard
 from predictor.tokenization import encode, load_tokenizer
 
 
 class PerRequestModel(Model):
     """Tokenise + forward per request; blocks the loop while it runs, as the pattern does."""
 
-    def __init__(self, name: str, model_dir: Path) -> None:
+    def __init__(self, name: str, model_dir: Path, precision: str = "fp32") -> None:
         super().__init__(name)
         self.model_dir = model_dir
+        self.model_file = model_dir / PRECISION_FILES[precision]
         self.labels: list[str] = []
 
     def load(self) -> bool:
@@ -42,7 +44,7 @@ class PerRequestModel(Model):
             card.pad_token_id,
             card.pad_token,
         )
-        self.model = torch.jit.load(str(self.model_dir / "model.pt"), map_location="cpu").eval()
+        self.model = torch.jit.load(str(self.model_file), map_location="cpu").eval()
         self.ready = True
         return self.ready
 
@@ -50,7 +52,8 @@ class PerRequestModel(Model):
         texts = [t if isinstance(t, str) else t["text"] for t in payload["instances"]]
         batch = encode(self.tokenizer, texts)
         with torch.inference_mode():
-            probs = torch.softmax(self.model(batch.input_ids, batch.attention_mask), dim=-1)
+            logits = self.model(batch.input_ids, batch.attention_mask).float()
+            probs = torch.softmax(logits, dim=-1)
         predictions = []
         for row in probs.tolist():
             best = max(range(len(row)), key=row.__getitem__)
@@ -68,8 +71,11 @@ def main() -> None:
     threads = int(os.environ.get("PREDICTOR_CPU_THREADS", "0") or 0)
     if threads > 0:
         torch.set_num_threads(threads)
+    precision = "bf16" if os.environ.get("PREDICTOR_PRECISION") == "bf16" else "fp32"
     model = PerRequestModel(
-        model_server.args.model_name or "sentiment", Path(os.environ["PREDICTOR_MODEL_DIR"])
+        model_server.args.model_name or "sentiment",
+        Path(os.environ["PREDICTOR_MODEL_DIR"]),
+        precision,
     )
     model.load()
     ModelServer().start([model])

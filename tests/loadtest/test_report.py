@@ -6,8 +6,14 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from loadtest.bench import Bench, CeilingPoint, ratio_table, ratios
-from loadtest.report import plot_latency_vs_throughput, summary_table, write_json
+from loadtest.outcome import Bench, CeilingPoint, ratios
+from loadtest.report import (
+    plot_latency_vs_throughput,
+    ratio_table,
+    summary_table,
+    write_json,
+    write_report,
+)
 from loadtest.stats import Summary
 
 BASE = Summary(
@@ -30,23 +36,58 @@ def test_table_json_and_plot(tmp_path: Path) -> None:
     assert "503: 2" in table and "n/a" in table  # errors by status; no cache figure
     data = json.loads(write_json(tmp_path / "r.json", [r.as_dict() for r in rows]).read_text())
     assert data[1]["texts_per_s"] == 90.0 and data[0]["errors"] == {"503": 2}
-    png = plot_latency_vs_throughput({"a": rows}, tmp_path / "p.png", ceiling=120.0)
+    png = plot_latency_vs_throughput(
+        {"a": rows}, tmp_path / "p.png", ceilings={"fp32": 120.0, "bf16": 250.0}
+    )
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_bench_ratios_and_verdicts() -> None:
-    bench = Bench(config={"concurrency": [1, 64], "hit_concurrency": [16]}, environment={})
-    bench.ceiling = [CeilingPoint(8, 100.0, 120.0, 10), CeilingPoint(32, 200.0, 260.0, 10)]
+def bench_run() -> Bench:
+    config = {"concurrency": [1, 64], "hit_concurrency": [16], "precisions": ["fp32", "bf16"]}
+    bench = Bench(config=config, environment={})
+    bench.ceiling = {
+        "fp32": [CeilingPoint(1, 50.0, 55.0, 10), CeilingPoint(32, 200.0, 260.0, 10)],
+        "bf16": [CeilingPoint(1, 80.0, 90.0, 10), CeilingPoint(8, 500.0, 550.0, 10)],
+    }
     bench.steps = {
-        "predictor": [point("p", 1, 20.0), point("p", 64, 190.0)],
-        "per-request": [point("b", 64, 100.0)],
+        "predictor fp32": [replace(point("p", 1, 20.0), p50_ms=25.0), point("p", 64, 190.0)],
+        "per-request fp32": [point("b", 64, 100.0)],
+        "predictor bf16": [replace(point("p", 1, 40.0), p50_ms=15.0), point("p", 64, 440.0)],
+        "per-request bf16": [point("b", 64, 200.0)],
         "redis-hit": [point("h", 16, 700.0, p99=7.5)],
         "noop": [point("n", 16, 1000.0)],
     }
-    got = {r.name.split(" ")[0]: r for r in ratios(bench)}
-    assert got["(2)/(1)"].value == 190.0 / 200.0 and got["(2)/(1)"].met is True
-    assert got["(2)/(3)"].value == 1.9 and got["(2)/(3)"].met is False
-    assert got["(4)/(5)"].value == 0.7 and got["(4)/(5)"].met is False
-    assert got["(4)"].value == 7.5 and got["(4)"].met is False
+    return bench
+
+
+def test_bench_ratios_and_verdicts_at_each_precision() -> None:
+    bench = bench_run()
+    got = {r.name: r for r in ratios(bench)}
+    fp32_ceiling = got["fp32: predictor c=64 / in-process ceiling, texts/s"]
+    assert fp32_ceiling.value == 190.0 / 200.0 and fp32_ceiling.met is True
+    bf16_ceiling = got["bf16: predictor c=64 / in-process ceiling, texts/s"]
+    assert bf16_ceiling.value == 440.0 / 500.0 and bf16_ceiling.met is False
+    # batch-1 latency in-process: 1000 / 50 = 20 ms (fp32), 1000 / 80 = 12.5 ms (bf16)
+    assert got["fp32: predictor c=1 p50 / in-process batch-1 latency"].value == 25.0 / 20.0
+    assert got["bf16: predictor c=1 p50 / in-process batch-1 latency"].met is True
+    assert got["fp32: predictor / per-request baseline, c=64, texts/s"].value == 1.9
+    assert got["bf16: predictor / per-request baseline, c=64, texts/s"].met is True
+    speedup = got["bf16 / fp32 predictor c=64, texts/s"]
+    assert speedup.value == 440.0 / 190.0 and speedup.met is True
+    assert got["Redis hit path / no-op floor, c=16, texts/s"].value == 0.7
+    assert got["hit path p99 at c=16, ms"].met is False
     del bench.steps["redis-hit"]  # feature store absent: no verdict rather than a fake one
     assert "n/a" in ratio_table(ratios(bench))
+
+
+def test_report_carries_both_precisions_and_the_agreement(tmp_path: Path) -> None:
+    bench = bench_run()
+    bench.agreement = {"file": "model-bf16.pt", "agreement": 0.995, "n_texts": 1000,
+                       "min_agreement": 0.99, "max_prob_diff": 0.0123,
+                       "parity_max_abs_diff": 0.0}  # fmt: skip
+    report = write_report(bench, tmp_path, "python -m loadtest.bench").read_text()
+    assert "99.50% of 1000 held-out texts" in report and "0.0123" in report
+    assert "| bf16      | 8     | 500.0" in report  # the ceiling table has a precision column
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert set(data["ceiling"]) == {"fp32", "bf16"}
+    assert {p.name for p in tmp_path.glob("*.png")} == {"latency_vs_throughput.png", "ceiling.png"}

@@ -16,6 +16,7 @@ import tritonclient.http as thttp
 from kserve import InferenceGRPCClient, InferenceRESTClient, InferInput, InferRequest, RESTConfig
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.scrape import read_counter
 from tests.fixtures.predictor_proc import PredictorProcess
 
 LABELS = ["negative", "neutral", "positive"]
@@ -242,3 +243,15 @@ def test_errors_are_counted_by_status(predictor: PredictorProcess) -> None:
     assert v1(predictor, {"instances": []}).status_code == 400
     assert _requests_total(predictor, protocol="v1", code="400") == before + 1
     assert _requests_total(predictor, protocol="v1", code="200") == ok_before
+
+
+def test_v2_metadata_names_version_and_precision_like_model_info(
+    predictor: PredictorProcess,
+) -> None:
+    meta = httpx.get(f"{predictor.url}/v2/models/sentiment", timeout=10).json()
+    params = meta["parameters"]
+    assert params["precision"] in {"fp32", "bf16"} and params["device"] == "cpu"
+    assert meta["versions"] == [params["version"]] and params["version"] != "unloaded"
+    info = read_counter(predictor.url, "predictor_model_info", by="precision")
+    assert info == {params["precision"]: 1.0}  # the metric and the metadata agree
+    assert httpx.get(f"{predictor.url}/v2/models/nope", timeout=10).status_code == 404
