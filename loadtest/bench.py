@@ -191,7 +191,7 @@ async def prime_cache(cfg: Config, proc: PredictorProcess, redis: RedisServer,
     texts = pool.texts[: cfg.hot_size]
     await point(cfg, proc, iter(texts), "prime", 120, max_requests=len(texts), concurrency=16)
     client = redis.client()
-    await asyncio.to_thread(poll, lambda: client.dbsize() >= len(set(texts)), 30.0,
+    await asyncio.to_thread(poll, lambda: client.dbsize() >= len(set(texts)), 60.0,
                             "write-behind of the primed hot set")  # fmt: skip
 
 
@@ -234,7 +234,10 @@ async def run_shared(cfg: Config, pool: TextPool, bench: Bench) -> None:
         try:
             env = {"PREDICTOR_REDIS_URL": redis.url(), "PREDICTOR_CACHE_ENABLED": "true"}
             with serving(cfg, "predictor", "predictor-redis", env) as p:
-                await prime_cache(cfg, p, redis, pool)
+                try:
+                    await prime_cache(cfg, p, redis, pool)
+                except TimeoutError as exc:  # a slow machine: hits are fewer, the table says
+                    bench.notes.append(f"step (4): priming incomplete ({exc})")
                 bench.steps["redis-hit"] = await run_points(
                     cfg, p, "redis-hit", hot, cfg.hit_concurrency, cfg.hit_concurrency[0]
                 )
