@@ -49,6 +49,7 @@ from loadtest.measure import measure
 from loadtest.outcome import Bench, CeilingPoint, ratios
 from loadtest.report import ratio_table, summary_table, write_report
 from loadtest.stats import Summary
+from predictor.engine import default_cpu_threads
 from predictor.modelcard import PRECISION_FILES, ServingCard
 from predictor.tokenization import encode
 
@@ -62,7 +63,7 @@ class Config:
 
     model_dir: Path
     out: Path = RESULTS
-    threads: int = 0  # torch threads, 0 = one per core
+    threads: int = 0  # torch threads, 0 = the predictor's default
     seconds: float = 15.0
     concurrency: tuple[int, ...] = (1, 16, 64)
     hit_concurrency: tuple[int, ...] = (16, 64)
@@ -77,10 +78,15 @@ class Config:
     max_requests: int = 1_000_000
 
 
+def torch_threads(cfg: Config) -> int:
+    """The same intra-op thread count for the ceiling, the predictor and the baseline."""
+    return cfg.threads or default_cpu_threads()
+
+
 # --- (1) the ceiling --------------------------------------------------------------
 def measure_ceiling(cfg: Config, pool: TextPool, precision: str) -> list[CeilingPoint]:
     """Batches of unique texts through tokenizer + TorchScript, in this process."""
-    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    torch.set_num_threads(torch_threads(cfg))
     model = PerRequestModel("ceiling", cfg.model_dir, precision)
     model.load()
     points = []
@@ -114,7 +120,7 @@ def _forward(model: PerRequestModel, texts: list[str]) -> float:
 # --- servers ------------------------------------------------------------------
 @contextmanager
 def serving(cfg: Config, module: str, name: str, env: dict[str, str]) -> Iterator[PredictorProcess]:
-    env = {"PREDICTOR_CPU_THREADS": str(cfg.threads), **cfg.server_env, **env}
+    env = {"PREDICTOR_CPU_THREADS": str(torch_threads(cfg)), **cfg.server_env, **env}
     proc = PredictorProcess(cfg.model_dir, cfg.out / f"{name}.log", env=env, module=module)
     proc.start()
     try:
@@ -291,7 +297,7 @@ def environment(cfg: Config, pool: TextPool) -> dict[str, Any]:
         "cpu": f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}",
         "torch": torch.__version__,
         "native bf16 (oneDNN)": bool(native),
-        "torch threads": cfg.threads or os.cpu_count(),
+        "torch threads": torch_threads(cfg),
         "texts": pool.source,
         "hot set": f"{cfg.hot_size} texts, Zipf exponent 1.1",
         "extra server environment": cfg.server_env or "none",
@@ -309,7 +315,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="default: models/sentiment, else the tiny model at /tmp/tinymodel",
     )
     p.add_argument("--out", type=Path, default=d.out)
-    p.add_argument("--threads", type=int, default=d.threads, help="torch threads; 0 = one per core")
+    p.add_argument(
+        "--threads", type=int, default=d.threads, help="torch threads; 0 = the predictor's default"
+    )
     p.add_argument("--seconds", type=float, default=d.seconds, help="length of each server point")
     p.add_argument("--concurrency", type=int, nargs="+", default=list(d.concurrency))
     p.add_argument("--hit-concurrency", type=int, nargs="+", default=list(d.hit_concurrency))

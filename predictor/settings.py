@@ -41,8 +41,8 @@ class ServingSettings(PredictorSettings):
     cpu_threads: int = Field(
         0,
         ge=0,
-        description="torch intra-op threads on the CPU; 0 means one per core. The event loop "
-        "shares these cores, so fewer than the core count can be faster under load.",
+        description="torch intra-op threads on the CPU; 0 means one per available core "
+        "(affinity and cgroup CPU quota) minus one for the event loop, at least 1.",
     )
     max_batch_size: int | None = Field(
         None,
