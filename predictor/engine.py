@@ -81,7 +81,7 @@ def _check_output_width(
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 
-def available_cpus() -> int:
+def available_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
     """Cores this process may use: its affinity, capped by a cgroup v2 CPU quota.
 
     torch's default counts the node's cores, so a pod limited to 2 CPUs on a
@@ -89,7 +89,7 @@ def available_cpus() -> int:
     """
     cpus = len(os.sched_getaffinity(0))
     try:
-        quota, period = CGROUP_CPU_MAX.read_text().split()
+        quota, period = cpu_max.read_text().split()
         if quota != "max":
             cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
     except (OSError, ValueError):
