@@ -16,8 +16,11 @@ from loadtest.measure import measure
 TEXTS = ["I love this so much", "worst service ever"]
 
 
-def serve(module: str, model_dir: Path, log: Path) -> PredictorProcess:
-    return PredictorProcess(model_dir, log, module=module).start().wait_ready(90)
+def serve(
+    module: str, model_dir: Path, log: Path, env: dict[str, str] | None = None
+) -> PredictorProcess:
+    proc = PredictorProcess(model_dir, log, env=env or {}, module=module)
+    return proc.start().wait_ready(90)
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +34,13 @@ def noop(
 
 @pytest.fixture(scope="module")
 def per_request(
-    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory, predictor: PredictorProcess
 ) -> Iterator[PredictorProcess]:
+    """The baseline at the precision the predictor chose (the benchmark pairs them so)."""
+    meta = httpx.get(f"{predictor.url}/v2/models/sentiment", timeout=10).json()
+    env = {"PREDICTOR_PRECISION": meta["parameters"]["precision"]}
     log = tmp_path_factory.mktemp("per-request") / "log"
-    proc = serve("loadtest.baselines.per_request", tiny_model_dir, log)
+    proc = serve("loadtest.baselines.per_request", tiny_model_dir, log, env)
     yield proc
     proc.stop()
 
