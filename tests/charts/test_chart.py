@@ -308,7 +308,7 @@ def test_gpu_values() -> None:
     assert main["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert main["resources"]["limits"]["memory"] == "8Gi"
     env = ct.env_of(main)
-    assert (env["PREDICTOR_DEVICE"], env["PREDICTOR_HALF_PRECISION"]) == ("cuda", "true")
+    assert (env["PREDICTOR_DEVICE"], env["PREDICTOR_PRECISION"]) == ("cuda", "auto")
     assert env["PREDICTOR_MAX_BATCH_SIZE"] == "64"
     assert main["image"] == "ghcr.io/tweet-sentiment/predictor:0.1.0-cuda"
     assert pod["runtimeClassName"] == "nvidia"

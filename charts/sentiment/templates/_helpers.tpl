@@ -179,8 +179,8 @@ containers:
       {{- end }}
       - name: PREDICTOR_DEVICE
         value: {{ ternary "cuda" "cpu" $v.gpu.enabled }}
-      - name: PREDICTOR_HALF_PRECISION
-        value: {{ and $v.gpu.enabled $v.gpu.halfPrecision | quote }}
+      - name: PREDICTOR_PRECISION
+        value: {{ $p.precision | quote }}
       - name: PREDICTOR_CPU_THREADS
         value: {{ $p.cpuThreads | quote }}
       - name: PREDICTOR_DRAIN_TIMEOUT_S
