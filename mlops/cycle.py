@@ -5,10 +5,12 @@ Idle (no canary): reads the evidence for the stable version from Prometheus
 feedback agreed with what the model served). If either says act (or --force), it
 retrains on the base corpus plus the collected feedback (training rows only,
 weighted by --feedback-weight; never in an evaluation set), runs the offline
-gates of mlops.promote, delivers the candidate (mlops.deliver: pvc://, s3://,
-oci://) and writes the first canary step. Canary running: reads the live gates
-(5xx ratio, p99, feedback accuracy of canary against stable) and steps up
-(10 -> 50 -> 100), holds, or rolls back; at 100 the candidate is the stable model.
+gates of mlops.promote, publishes the candidate (mlops.publish: pvc://, s3://,
+oci://) and writes the first canary step (mlops.canary's shape, the one
+mlops.promote writes: `canary.storageUri`, then `model.storageUri` at 100 %).
+Canary running: reads the live gates (5xx ratio, p99, feedback accuracy of canary
+against stable) and steps up (10 -> 50 -> 100), holds, or rolls back; at 100 the
+candidate is the stable model.
 
 Every decision is printed with its reasons. The state (stable and candidate
 version, storageUri, canary percent, rejected candidates, the evidence the last
@@ -41,7 +43,6 @@ import yaml
 
 from mlops import cli_parser, configure_logging, retrain
 from mlops.canary import STEPS, Rollout, next_step, next_values
-from mlops.deliver import DeliveryError, deliver
 from mlops.drift import compare
 from mlops.feedback_data import (
     Accuracy,
@@ -56,6 +57,7 @@ from mlops.gates import verdict as worst
 from mlops.heldout import HeldOutError
 from mlops.live import DEFAULT_KEY_PREFIX, NoData, from_prometheus
 from mlops.prom import PromError, Prometheus
+from mlops.publish import PublishError, claim_dir, publish
 from predictor.featurestore.feedback import FeedbackSettings
 from predictor.modelcard import ServingCard
 from training import data
@@ -162,20 +164,6 @@ def _mark(c: Check) -> str:
     return f"[{'pass' if c.passed else 'FAIL -> ' + c.on_fail.value}] {c.name}: {c.detail}"
 
 
-def step_values(v: Verdict, percent: int, steps: tuple[int, ...], uri: str, mode: str) -> dict:
-    """The Helm values step, carrying the candidate's storageUri (the storageUri issue's
-    shape: `canary.storageUri` while it is a canary, `model.storageUri` once it is stable)."""
-    values = next_values(v, Rollout(percent > 0, percent, mode), steps)
-    canary = values["canary"]
-    if uri and v is not Verdict.ROLLBACK:
-        if canary.get("enabled"):
-            canary.setdefault("storageUri", uri)
-        else:
-            canary.setdefault("storageUri", "")
-            values.setdefault("model", {}).setdefault("storageUri", uri)
-    return values
-
-
 def feedback_check(
     prom: Prometheus, model: str, stable: str, canary: str, window: str, args: argparse.Namespace
 ) -> Check:
@@ -224,7 +212,8 @@ def decide_canary(
     checks.append(feedback_check(prom, model, state.stable_version, cand.version, window, args))
     v = worst(checks)
     reasons = [_mark(c) for c in checks]
-    values = step_values(v, cand.percent, args.steps, cand.storage_uri, args.deployment_mode)
+    now = Rollout(cand.percent > 0, cand.percent, args.deployment_mode)
+    values = next_values(v, now, args.steps, cand.storage_uri)
     if v is Verdict.HOLD:
         reasons.append(f"canary {cand.version} stays at {cand.percent}%")
         return Decision("hold", reasons)
@@ -362,13 +351,17 @@ def decide_idle(
         return Decision("refused", reasons, new)
     with stages.time("publish"):
         try:
-            uri, local = deliver(cand_dir, args.publish_to, args.pvc_root)
-        except DeliveryError as exc:
-            raise CycleError(str(exc)) from exc
+            uri = publish(cand_dir, args.publish_to, pvc_root=args.pvc_root)
+        except PublishError as exc:
+            raise CycleError(f"publishing to {args.publish_to} failed: {exc}") from exc
     reasons.append(f"published {cand.version} as {uri}")
     first = next_step(0, args.steps)
-    new.candidate = Candidate(cand.version, str(local or cand_dir), uri, first, time.time())
-    values = step_values(Verdict.PROMOTE, 0, args.steps, uri, args.deployment_mode)
+    # On a claim the published copy is what later runs read (stable_dir after a promotion).
+    local = (
+        claim_dir(uri, args.pvc_root) if uri.startswith("pvc://") and args.pvc_root else cand_dir
+    )
+    new.candidate = Candidate(cand.version, str(local), uri, first, time.time())
+    values = next_values(Verdict.PROMOTE, Rollout(False, 0, args.deployment_mode), args.steps, uri)
     reasons.append(f"canary {cand.version} starts at {first}%")
     return Decision("canary", reasons, new, values)
 

@@ -1,11 +1,13 @@
-"""`python -m mlops.publish MODEL_DIR --to s3://BUCKET/PREFIX | oci://REGISTRY/REPO`.
+"""`python -m mlops.publish MODEL_DIR --to s3://BUCKET/PREFIX | oci://REGISTRY/REPO | pvc://CLAIM/PATH`.
 
 Delivers a model directory the KServe way, so a new version is a new storageUri and
 never a new runtime image:
 - s3:// uploads the files under PREFIX/<version>/ (boto3; any S3-compatible store,
   `--endpoint-url` or AWS_ENDPOINT_URL), which KServe's storage initializer downloads;
 - oci:// builds a modelcar with buildah (the files under /models on a busybox base, the
-  least KServe's modelcar sidecar needs: `sh`, `ln`, `sleep`) tagged <version>, and pushes it.
+  least KServe's modelcar sidecar needs: `sh`, `ln`, `sleep`) tagged <version>, and pushes it;
+- pvc:// copies the files into the claim mounted at `--pvc-root` (the mlops.cycle CronJob
+  mounts it), under PATH/<version>/, staged then renamed so a reader never sees half a model.
 
 The version is the model card's. A version is immutable: publishing it again with the same
 bytes is a no-op that prints the same URI; with different bytes it is refused. Before
@@ -100,17 +102,21 @@ def publish(
     endpoint_url: str | None = None,
     push: bool = True,
     tls_verify: bool = True,
+    pvc_root: Path | None = None,
 ) -> str:
-    """Publish `model_dir` under `to` (an s3:// prefix or an oci:// repository) and return the
-    storageUri of this version. Raises PublishError (bad directory, bad URI, version conflict)."""
+    """Publish `model_dir` under `to` (an s3:// prefix, an oci:// repository, or a pvc:// path
+    of the claim mounted at `pvc_root`) and return the storageUri of this version.
+    Raises PublishError (bad directory, bad URI, version conflict)."""
     try:
         target = StorageUri.parse(to)
     except StorageUriError as exc:
         raise PublishError(str(exc)) from exc
-    if target.scheme not in PUBLISHABLE:
+    if target.scheme == "pvc" and pvc_root is None:
+        raise PublishError(f"{to!r}: a pvc:// target needs --pvc-root (where the claim is mounted)")
+    if target.scheme not in PUBLISHABLE and target.scheme != "pvc":
         raise PublishError(
-            f"{to!r}: publish writes s3:// and oci://; {target.scheme}:// is read by KServe but "
-            "filled by other tools (copy into the PVC or bucket, then use its URI)"
+            f"{to!r}: publish writes s3://, oci:// and pvc://; {target.scheme}:// is read by "
+            "KServe but filled by other tools (copy into the bucket, then use its URI)"
         )
     if target.tag or target.digest:
         raise PublishError(f"{to!r}: give the repository only; the tag is the card's version")
@@ -122,6 +128,9 @@ def publish(
     content = Content.of(model_dir)
     if target.scheme == "s3":
         _S3(target, endpoint_url).publish(model_dir, content, StorageUri.parse(uri))
+    elif target.scheme == "pvc":
+        assert pvc_root is not None
+        _claim_publish(model_dir, content, claim_dir(uri, pvc_root))
     else:
         _Modelcar(uri.removeprefix("oci://"), tls_verify).publish(model_dir, card, content, push)
     log.info("published %s version %s (%s) as %s", card.name, card.version, content.digest, uri)
@@ -181,6 +190,33 @@ class _S3:
                 log.info("uploaded s3://%s/%s%s", self.bucket, prefix, rel)
         except (BotoCoreError, ClientError) as exc:
             raise PublishError(f"S3 at s3://{self.bucket}/{prefix}: {exc}") from exc
+
+
+# --- pvc:// --------------------------------------------------------------------------------------
+
+
+def claim_dir(uri: str, pvc_root: Path) -> Path:
+    """Where the pvc:// `uri` lies in the claim mounted at `pvc_root`."""
+    return pvc_root.joinpath(*filter(None, StorageUri.parse(uri).path.split("/")))
+
+
+def _claim_publish(model_dir: Path, content: Content, final: Path) -> None:
+    """Copy into the claim: staged beside `final`, then renamed (one atomic step)."""
+    if final.exists():
+        if Content.of(final) != content:
+            raise PublishError(
+                f"{final} already holds version {final.name} with other bytes: a version is "
+                "immutable; rebuild the model (a new card version) instead of overwriting it"
+            )
+        log.info("%s already holds these bytes: nothing to do", final)
+        return
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = final.parent / f".{final.name}.{os.getpid()}.partial"
+    try:
+        shutil.copytree(model_dir, staging)
+        staging.rename(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 # --- oci:// (modelcar) ---------------------------------------------------------------------------
@@ -294,7 +330,10 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     p = cli_parser(__doc__)
     p.add_argument("model_dir", type=Path, help="model directory (model.pt, tokenizer.json, card)")
-    p.add_argument("--to", required=True, help="s3://BUCKET/PREFIX or oci://REGISTRY/REPO")
+    p.add_argument(
+        "--to", required=True, help="s3://BUCKET/PREFIX, oci://REGISTRY/REPO or pvc://CLAIM/PATH"
+    )
+    p.add_argument("--pvc-root", type=Path, help="pvc://: where the claim is mounted")
     p.add_argument("--endpoint-url", help="S3-compatible endpoint (default: AWS_ENDPOINT_URL/AWS)")
     p.add_argument("--no-push", action="store_true", help="oci://: build into local storage only")
     p.add_argument(
@@ -305,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         uri = publish(
             args.model_dir, args.to, endpoint_url=args.endpoint_url,
             push=not args.no_push, tls_verify=not args.insecure_registry,
+            pvc_root=args.pvc_root,
         )  # fmt: skip
     except PublishError as exc:
         log.error("%s", exc)

@@ -27,13 +27,34 @@ import yaml
 
 from mlops import cycle
 from mlops.heldout import predict
+from tests.charts import chart_tools as ct
+from tests.charts.conftest import helm_bin, shared_crds
 from tests.fixtures.predictor_proc import PredictorProcess, free_port
 from tests.fixtures.prometheus_server import PROMETHEUS_BIN, PrometheusServer
 from tests.fixtures.redis_server import REDIS_BIN, RedisServer
 from tests.mlops.conftest import card, v1
+from tests.mlops.test_canary import chart_accepts
 from training import data
 
+__all__ = ["helm_bin", "shared_crds"]
 LABELS = list(data.LABELS)
+
+
+def assert_step_deploys(step: Path, uri: str) -> dict[str, Any]:
+    """The cycle's step, layered over the chart's defaults, passes values.schema.json, and helm
+    renders it into an InferenceService (valid against the CRD) serving `uri`: at 10/50 % as
+    the Knative canary revision, at 100 % as the stable model with no canary left."""
+    values = yaml.safe_load(step.read_text())
+    chart_accepts(values)
+    isvc = ct.one(ct.render([step]), "InferenceService")
+    assert ct.validate_object(isvc) == []
+    predictor = isvc["spec"]["predictor"]
+    assert ct.env_of(ct.container(predictor, "kserve-container"))["STORAGE_URI"] == uri
+    if values["canary"]["enabled"]:
+        assert predictor["canaryTrafficPercent"] == values["canary"]["trafficPercent"]
+    else:
+        assert "canaryTrafficPercent" not in predictor
+    return isvc
 
 
 def tiny_build_args(stable_dir: Path) -> list[str]:
@@ -185,6 +206,7 @@ def wait_counted(prom: PrometheusServer, expr: str, at_least: float, timeout: fl
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.usefixtures("helm_bin", "shared_crds")
 def test_drift_and_contradicting_feedback_retrain_publish_and_promote(loop: Loop) -> None:
     stable_version = str(card(loop.stable_dir)["version"])
 
@@ -222,6 +244,7 @@ def test_drift_and_contradicting_feedback_retrain_publish_and_promote(loop: Loop
     step = yaml.safe_load(loop.step.read_text())
     assert step["canary"] == {"enabled": True, "trafficPercent": 10,
                               "storageUri": cand["storage_uri"]}  # fmt: skip
+    assert_step_deploys(loop.step, cand["storage_uri"])
 
     # again, with no canary evidence yet: hold, and nothing changes
     before = (loop.state.read_text(), loop.step.read_text())
@@ -247,6 +270,7 @@ def test_drift_and_contradicting_feedback_retrain_publish_and_promote(loop: Loop
     code, out = loop.run()
     assert "decision: STEP" in out and "10% -> 50%" in out, out
     assert loop.cycle_state()["candidate"]["percent"] == 50
+    assert_step_deploys(loop.step, cand["storage_uri"])
 
     # a step is judged on what it has seen since: right after it, nothing new, so hold
     before = (loop.state.read_text(), loop.step.read_text())
@@ -264,6 +288,7 @@ def test_drift_and_contradicting_feedback_retrain_publish_and_promote(loop: Loop
     step = yaml.safe_load(loop.step.read_text())
     assert step["model"] == {"storageUri": cand["storage_uri"]}
     assert step["canary"]["enabled"] is False
+    assert_step_deploys(loop.step, cand["storage_uri"])
     (loop.root / "transcript.txt").write_text("\n\n".join(loop.outputs))
 
 

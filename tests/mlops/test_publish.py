@@ -207,6 +207,31 @@ def test_pvc_style_directory_is_linked_into_mnt_models_and_served(
     answers(serve(mounted), "sentiment", ServingCard.read(tiny_model_dir).labels)
 
 
+def test_pvc_publish_copies_a_version_once_under_its_name(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """pvc:// into the claim mounted at pvc_root (what the mlops.cycle CronJob does)."""
+    version = ServingCard.read(tiny_model_dir).version
+    uri = pub.publish(tiny_model_dir, "pvc://models/team/sentiment", pvc_root=tmp_path)
+    assert uri == f"pvc://models/team/sentiment/{version}/"
+    local = pub.claim_dir(uri, tmp_path)
+    assert local == tmp_path / "team" / "sentiment" / version
+    assert (local / "model.pt").read_bytes() == (tiny_model_dir / "model.pt").read_bytes()
+    assert [p.name for p in local.parent.iterdir()] == [version]  # no staging left behind
+    assert pub.publish(tiny_model_dir, "pvc://models/team/sentiment", pvc_root=tmp_path) == uri
+
+
+def test_pvc_publish_refuses_other_bytes_under_the_same_version(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    changed = shutil.copytree(tiny_model_dir, tmp_path / "changed")
+    card = json.loads((changed / "model_card.json").read_text())
+    (changed / "model_card.json").write_text(json.dumps({**card, "notes": "other bytes"}))
+    pub.publish(tiny_model_dir, "pvc://models", pvc_root=tmp_path / "claim")
+    with pytest.raises(pub.PublishError, match="other bytes"):
+        pub.publish(changed, "pvc://models", pvc_root=tmp_path / "claim")
+
+
 # --- a second model, values only ------------------------------------------------------------------
 
 
@@ -290,8 +315,8 @@ def test_a_bad_mounted_directory_never_serves_and_the_log_says_why(
         ("hf://org/model", "unknown storage scheme"),
         ("ftp://host/models", "unknown storage scheme"),
         ("models/sentiment", "unknown storage scheme"),
-        ("gs://bucket/models", "publish writes s3:// and oci://"),
-        ("pvc://claim/models", "publish writes s3:// and oci://"),
+        ("gs://bucket/models", "publish writes s3://, oci:// and pvc://"),
+        ("pvc://claim/models", "needs --pvc-root"),
         ("oci://ghcr.io/org/models:v1", "the tag is the card's version"),
         ("s3://UPPER/case", "malformed"),
     ],
