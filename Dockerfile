@@ -8,6 +8,8 @@
 #
 # Opt-in flavour for air-gapped single-image installs: --target baked adds train-deps -> model
 # (python -m training.build inside the build) and copies the model to /models/sentiment.
+# Opt-in trainer: --target trainer is train-deps plus predictor/, training/ and mlops/, the image
+# the chart's mlops.cycle CronJob runs (python -m mlops.cycle; ghcr.io/tweet-sentiment/trainer).
 #
 # Layer order follows how often things change: the lock files first (rarely), then the predictor
 # code (often). A predictor change rebuilds one small layer.
@@ -26,6 +28,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH
+# uid/gid 10001: the chart's podSecurityContext runs as the same numeric user (a modelcar
+# sidecar runs as it too, so the model files it shares are readable). Here, so the runtime and
+# the trainer share it.
+RUN groupadd --gid 10001 app \
+    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp \
+        --shell /usr/sbin/nologin app
 
 # --- serving dependencies: the venv the runtime stage copies -------------------------------------
 FROM base AS deps
@@ -58,11 +66,6 @@ RUN python -m training.build --mode "${MODEL_MODE}" --out /models/sentiment
 
 # --- app: venv + predictor code, shared by both flavours ------------------------------------------
 FROM base AS app
-# uid/gid 10001: the chart's podSecurityContext runs as the same numeric user (a modelcar
-# sidecar runs as it too, so the model files it shares are readable).
-RUN groupadd --gid 10001 app \
-    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp \
-        --shell /usr/sbin/nologin app
 COPY --from=deps /opt/venv /opt/venv
 WORKDIR /app
 COPY predictor/ predictor/
@@ -79,6 +82,20 @@ CMD ["--model_name", "sentiment", "--http_port", "8080", "--grpc_port", "8081"]
 FROM app AS baked
 COPY --from=model /models/sentiment /models/sentiment
 ENV PREDICTOR_MODEL_DIR=/models/sentiment
+
+# --- trainer (opt-in): the mlops.cycle CronJob's image -------------------------------------------
+# Training dependencies plus the code the cycle runs: mlops/ (gates, publish), training/ (the
+# retrain) and all of predictor/ (publish and the gates load candidates with the serving Engine).
+# No model: the stable one and the candidates live on the claim the CronJob mounts.
+FROM train-deps AS trainer
+WORKDIR /app
+COPY predictor/ predictor/
+COPY training/ training/
+COPY mlops/ mlops/
+ENV HOME=/tmp
+USER 10001:10001
+ENTRYPOINT ["python", "-m", "mlops.cycle"]
+CMD ["--help"]
 
 # --- runtime (default): no model; one image serves every model version and every text model -----
 FROM app AS runtime

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from mlops import cycle
 from tests.charts import chart_tools as ct
@@ -77,6 +78,15 @@ def test_the_args_are_what_mlops_cycle_accepts() -> None:
     assert args.feedback == "http://sentiment-predictor.sentiment.svc.cluster.local"
     assert args.window == "6h" and args.build_args == ["--mode", "quick"]
     assert args.deployment_mode == "Knative"
+
+
+def test_extra_args_can_send_the_candidate_to_s3_instead(tmp_path: Path) -> None:
+    """The chart README's recipe: a later --publish-to in extraArgs wins over the claim's."""
+    s3 = tmp_path / "s3.yaml"
+    s3.write_text(yaml.safe_dump({"mlops": {"cycle": {
+        "extraArgs": ["--publish-to", "s3://team-models/sentiment"]}}}))  # fmt: skip
+    (c,) = pod_spec(ct.render([VALUES, s3]))["containers"]
+    assert cycle.parse_args(c["args"]).publish_to == "s3://team-models/sentiment"
 
 
 def test_an_existing_claim_is_used_and_none_created() -> None:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.charts.chart_tools import REPO
 
@@ -57,7 +58,9 @@ def test_hadolint_is_live(tmp_path: Path) -> None:
 def test_stages_in_order() -> None:
     """The default target (the last stage) is the runtime without a model; the baked flavour
     and the stages that build its model are opt-in (--target baked)."""
-    assert list(stages())[1:] == ["base", "deps", "train-deps", "model", "app", "baked", "runtime"]
+    assert list(stages())[1:] == [
+        "base", "deps", "train-deps", "model", "app", "baked", "trainer", "runtime"
+    ]  # fmt: skip
 
 
 def test_lock_files_before_code() -> None:
@@ -137,6 +140,53 @@ def test_numeric_non_root_user_and_exec_entrypoint() -> None:
     assert json.loads(entrypoint.removeprefix("ENTRYPOINT ")) == ["python", "-m", "predictor"]
     cmd = json.loads(next(line for line in runtime if line.startswith("CMD")).removeprefix("CMD "))
     assert cmd == ["--model_name", "sentiment", "--http_port", "8080", "--grpc_port", "8081"]
+
+
+def _first_party_imports(package: str) -> set[str]:
+    """Top-level repository packages that `package`/*.py import (absolute imports)."""
+    found: set[str] = set()
+    for path in (REPO / package).glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            found |= {n.split(".")[0] for n in names if (REPO / n.split(".")[0]).is_dir()}
+    return found
+
+
+def test_trainer_is_train_deps_plus_the_code_the_cycle_runs() -> None:
+    """--target trainer: the image the chart's mlops.cycle CronJob runs. It has the training
+    dependencies, every repository package mlops/ and training/ import, no model, and the
+    same numeric non-root user as the runtime."""
+    trainer = stages()["trainer"]
+    assert trainer[0] == "FROM train-deps AS trainer"
+    copied = {line.split()[1].rstrip("/") for line in trainer if line.startswith("COPY")}
+    needed = {"mlops"} | _first_party_imports("mlops") | _first_party_imports("training")
+    assert needed == copied == {"mlops", "predictor", "training"}, (needed, copied)
+    assert not any("/models" in line for line in trainer)
+    assert [line.split()[1] for line in trainer if line.startswith("USER")] == ["10001:10001"]
+    assert any("useradd --uid 10001" in line for line in stages()["base"])
+    entry = next(line for line in trainer if line.startswith("ENTRYPOINT"))
+    assert json.loads(entry.removeprefix("ENTRYPOINT ")) == ["python", "-m", "mlops.cycle"]
+    rules = (REPO / ".dockerignore").read_text().splitlines()
+    assert {f"!{d}/" for d in copied} <= set(rules), "the build context must hold what it copies"
+
+
+def test_the_chart_cycle_image_is_the_trainer_target() -> None:
+    """The chart's default mlops.cycle image names the trainer, runs its entrypoint's module,
+    and the values documentation and chart README say which target builds it."""
+    values_text = (REPO / "charts" / "sentiment" / "values.yaml").read_text()
+    cycle = yaml.safe_load(values_text)["mlops"]["cycle"]
+    assert cycle["image"]["repository"] == "ghcr.io/tweet-sentiment/trainer"
+    doc = next(ln for ln in values_text.splitlines() if "@param mlops.cycle.image.repository" in ln)
+    assert "--target trainer" in doc, doc
+    cronjob = (REPO / "charts" / "sentiment" / "templates" / "mlops-cycle-cronjob.yaml").read_text()
+    assert 'command: ["python", "-m", "mlops.cycle"]' in cronjob
+    readme = (REPO / "charts" / "sentiment" / "README.md").read_text()
+    assert "--target trainer" in readme
 
 
 def test_torch_flavour_is_a_build_argument() -> None:
