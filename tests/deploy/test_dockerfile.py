@@ -84,18 +84,20 @@ def test_model_stage_builds_the_torchscript_artefact() -> None:
     assert not any(line.startswith("COPY predictor/ ") for line in copies)
 
 
-def _predictor_imports(path: Path) -> set[str]:
-    """`predictor.x` modules a source file imports (absolute imports, as the packages use)."""
+def _imports(path: Path) -> set[str]:
+    """Modules a source file imports (absolute imports, as the packages use)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
+            found.add(node.module)
         elif isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        else:
-            continue
-        found |= {n for n in names if n.startswith("predictor.")}
+            found |= {alias.name for alias in node.names}
     return found
+
+
+def _predictor_imports(path: Path) -> set[str]:
+    """`predictor.x` modules a source file imports."""
+    return {n for n in _imports(path) if n.startswith("predictor.")}
 
 
 def test_model_stage_copies_what_training_imports() -> None:
@@ -143,18 +145,9 @@ def test_numeric_non_root_user_and_exec_entrypoint() -> None:
 
 
 def _first_party_imports(package: str) -> set[str]:
-    """Top-level repository packages that `package`/*.py import (absolute imports)."""
-    found: set[str] = set()
-    for path in (REPO / package).glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module]
-            elif isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            else:
-                continue
-            found |= {n.split(".")[0] for n in names if (REPO / n.split(".")[0]).is_dir()}
-    return found
+    """Top-level repository packages that `package`/*.py import."""
+    names = {n.split(".")[0] for path in (REPO / package).glob("*.py") for n in _imports(path)}
+    return {n for n in names if (REPO / n).is_dir()}
 
 
 def test_trainer_is_train_deps_plus_the_code_the_cycle_runs() -> None:
