@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from observability import alerts, dashboard
-from tests.fixtures.fake_x_api import TOKEN, FakeXApi
+from tests.fixtures.fake_x_api import FakeXApi
 from tests.fixtures.predictor_proc import PredictorProcess
 from tests.fixtures.prometheus_server import PrometheusServer, QueryError, StartPrometheus
 from tests.fixtures.redis_server import RedisServer
@@ -90,8 +90,7 @@ def stack(
 ) -> Iterator[Stack]:
     env = {
         "PREDICTOR_REDIS_URL": module_redis.url(),
-        "PREDICTOR_X_API_BASE_URL": module_x_api.url,
-        "PREDICTOR_X_BEARER_TOKEN": TOKEN,
+        **module_x_api.env(),
         "PREDICTOR_MAX_QUEUE_TEXTS": str(MAX_QUEUE),
         "PREDICTOR_HEALTH_INTERVAL_S": "0.5",
     }

@@ -12,7 +12,7 @@ import pytest
 from harness.scrape import sample_sum
 from predictor.featurestore import keys
 from predictor.featurestore.feedback import FeedbackRecord, live_records, text_hash
-from tests.fixtures.fake_x_api import TOKEN, FakeXApi
+from tests.fixtures.fake_x_api import FakeXApi
 from tests.fixtures.predictor_proc import PredictorProcess
 from tests.fixtures.redis_server import RedisServer
 
@@ -31,8 +31,7 @@ def server(
 ) -> Iterator[PredictorProcess]:
     env = {
         "PREDICTOR_REDIS_URL": module_redis.url(),
-        "PREDICTOR_X_API_BASE_URL": module_x_api.url,
-        "PREDICTOR_X_BEARER_TOKEN": TOKEN,
+        **module_x_api.env(),
         "PREDICTOR_FEEDBACK_MAX_ENTRIES": str(MAX_ENTRIES),
         "PREDICTOR_FEEDBACK_TTL_SECONDS": str(TTL),
         "PREDICTOR_MAX_TEXT_CHARS": str(MAX_CHARS),

@@ -14,7 +14,7 @@ import pytest
 
 from predictor.featurestore.history import HistoryEntry
 from predictor.users import polarity, summarise
-from tests.fixtures.fake_x_api import TOKEN, FakeXApi
+from tests.fixtures.fake_x_api import FakeXApi
 from tests.fixtures.predictor_proc import REPO, PredictorProcess
 
 LABELS = ["negative", "neutral", "positive"]
@@ -74,7 +74,7 @@ def _iso(days_ago: float) -> str:
 def server(
     tiny_model_dir: Path, module_x_api: FakeXApi, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PredictorProcess]:
-    env = {"PREDICTOR_X_API_BASE_URL": module_x_api.url, "PREDICTOR_X_BEARER_TOKEN": TOKEN}
+    env = module_x_api.env()
     log = tmp_path_factory.mktemp("users") / "predictor.log"
     proc = PredictorProcess(tiny_model_dir, log, env=env).start().wait_ready()
     yield proc

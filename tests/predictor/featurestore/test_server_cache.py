@@ -14,7 +14,7 @@ import pytest
 from kserve import InferenceGRPCClient, InferInput, InferRequest
 
 from harness.scrape import sample_sum
-from tests.fixtures.fake_x_api import TOKEN, FakeXApi
+from tests.fixtures.fake_x_api import FakeXApi
 from tests.fixtures.predictor_proc import PredictorProcess
 from tests.fixtures.redis_server import RedisServer
 
@@ -58,8 +58,7 @@ def server(
     env = {
         "PREDICTOR_REDIS_URL": module_redis.url(),
         "PREDICTOR_CACHE_TTL_SECONDS": str(TTL),
-        "PREDICTOR_X_API_BASE_URL": module_x_api.url,
-        "PREDICTOR_X_BEARER_TOKEN": TOKEN,
+        **module_x_api.env(),
         "PREDICTOR_WRITE_TIMEOUT_S": "5",  # outlasts the 3 s write pause below
         # these tests watch Redis itself; the in-process near cache would answer repeats
         "PREDICTOR_NEAR_CACHE_ENTRIES": "0",

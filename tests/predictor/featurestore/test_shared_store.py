@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from harness.scrape import sample_sum
-from tests.fixtures.fake_x_api import TOKEN, FakeXApi
+from tests.fixtures.fake_x_api import FakeXApi
 from tests.fixtures.predictor_proc import PredictorProcess
 from tests.fixtures.redis_server import RedisServer
 
@@ -31,8 +31,7 @@ def pods(
     env = {
         "PREDICTOR_REDIS_URL": redis.url(password=""),  # no password in the URL or env
         "PREDICTOR_SECRETS_DIR": str(secrets),
-        "PREDICTOR_X_API_BASE_URL": module_x_api.url,
-        "PREDICTOR_X_BEARER_TOKEN": TOKEN,
+        **module_x_api.env(),
     }
     a = PredictorProcess(tiny_model_dir, tmp / "a.log", env=env).start()
     b = PredictorProcess(tiny_model_dir, tmp / "b.log", env=env).start()
