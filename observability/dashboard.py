@@ -448,7 +448,48 @@ CAPACITY = Row(
     ),
 )
 
-ROWS = (TRAFFIC, LATENCY, FEATURE_STORE, CANARY, FEEDBACK, CAPACITY)
+# `:explain` has its own series (predictor/metrics.py), so the panels above show predictions
+# only; its occluded texts share the batcher, so their share of the model's work is shown.
+EXPLAIN = Row(
+    "Explain (:explain)",
+    (
+        Panel(
+            "Explain request rate by status",
+            "`:explain` requests answered per second, by status code (400: over the word or "
+            "text cap). Not part of the request panels above.",
+            (
+                Target(
+                    rate("predictor_explain_requests_total", MODEL_SEL, RATE, ("code",)),
+                    "{{code}}",
+                ),
+            ),
+            unit="reqps",
+            stack=True,
+        ),
+        Panel(
+            "Explain latency p50 / p90 / p99",
+            "End-to-end `:explain` latency: a text of n words costs n + 1 texts through the "
+            "batcher.",
+            _quantiles("predictor_explain_request_duration_seconds", MODEL_SEL),
+            unit="s",
+        ),
+        Panel(
+            "Model work from :explain",
+            "Texts per second through the batcher: all of them, and those :explain added "
+            "(each explained text and its occlusions, one per word).",
+            (
+                Target(rate("predictor_batch_size_sum", MODEL_SEL, RATE), "all texts/s"),
+                Target(
+                    f"{rate('predictor_explained_words_sum', MODEL_SEL, RATE)} + "
+                    f"{rate('predictor_explained_words_count', MODEL_SEL, RATE)}",
+                    "explain texts/s",
+                ),
+            ),
+        ),
+    ),
+)
+
+ROWS = (TRAFFIC, LATENCY, EXPLAIN, FEATURE_STORE, CANARY, FEEDBACK, CAPACITY)
 
 
 def _variable(name: str, label: str, query: str, multi: bool) -> dict[str, Any]:

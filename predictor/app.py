@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from predictor import DEFAULT_MODEL_NAME, feedback, users
 from predictor.engine import Engine
+from predictor.explain import ExplainSettings
 from predictor.featurestore.feedback import FeedbackLog, FeedbackSettings
 from predictor.featurestore.history import UserHistory
 from predictor.featurestore.predictions import PredictionCache
@@ -29,6 +30,7 @@ class Settings:
     featurestore: FeatureStoreSettings = field(default_factory=FeatureStoreSettings)
     tweets: TweetSourceSettings = field(default_factory=TweetSourceSettings)
     feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
+    explain: ExplainSettings = field(default_factory=ExplainSettings)
 
 
 def build_model(
@@ -47,6 +49,7 @@ def build_model(
         cache=PredictionCache(store, name),
         history=UserHistory(store, name),
         tweets=TweetResolver(create_source(settings.tweets), store, name),
+        explain=settings.explain,
     )
 
 

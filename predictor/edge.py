@@ -42,7 +42,10 @@ log = logging.getLogger("predictor.access")
 errlog = logging.getLogger("predictor.errors")
 
 REQUEST_ID_HEADER = "x-request-id"
-_INFER_PATH = re.compile(r"^/v(?P<v>[12])/models/(?P<model>[^/:]+)(?::predict|/infer)$")
+_INFER_PATH = re.compile(
+    r"^/v(?P<v>[12])/models/(?P<model>[^/:]+)(?::predict|/infer|(?P<explain>:explain))$"
+)
+EXPLAIN = "explain"  # `_observed`'s protocol for `:explain`: its own series, not predictions
 # v2 paths that name a version, and the model part of any v1/v2 model path.
 _VERSIONED_PATH = re.compile(
     r"^/v2/models/(?P<model>[^/:]+)/versions/(?P<version>[^/:]+)(?P<rest>/infer|/ready)?$"
@@ -145,8 +148,12 @@ def _observed(
         elapsed = time.perf_counter() - start
         if model is not None:
             metrics.INFLIGHT.labels(model).dec()
-            metrics.REQUESTS.labels(model, protocol, str(status.code)).inc()
-            metrics.REQUEST_LATENCY.labels(model, protocol).observe(elapsed)
+            if protocol == EXPLAIN:  # never counted as prediction traffic or latency
+                metrics.EXPLAIN_REQUESTS.labels(model, str(status.code)).inc()
+                metrics.EXPLAIN_LATENCY.labels(model).observe(elapsed)
+            else:
+                metrics.REQUESTS.labels(model, protocol, str(status.code)).inc()
+                metrics.REQUEST_LATENCY.labels(model, protocol).observe(elapsed)
         if access:
             log.info(
                 "%s %d",
@@ -190,6 +197,8 @@ class EdgeMiddleware:
         infer = _INFER_PATH.match(path)
         model = infer.group("model") if infer else None
         protocol = "v1" if infer and infer.group("v") == "1" else "v2"
+        if infer and infer.group("explain"):
+            protocol = EXPLAIN
         access = self.access_log and (infer is not None or not path.startswith(_QUIET_PATHS))
 
         with _observed(rid, model, protocol, f"{scope['method']} {path}", access) as status:

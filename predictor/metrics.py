@@ -157,6 +157,31 @@ PREDICTION_SCORE = ModelSeries(
         buckets=SCORE_BUCKETS,
     )
 )
+# `:explain` has its own series: an explanation costs a forward pass per word, and counted
+# with predictions it would skew request rates, latency and the drift signal.
+EXPLAIN_REQUESTS = ModelSeries(
+    Counter(
+        "predictor_explain_requests_total",
+        "`:explain` requests answered, by status code.",
+        ["model", "version", "code"],
+    )
+)
+EXPLAIN_LATENCY = ModelSeries(
+    Histogram(
+        "predictor_explain_request_duration_seconds",
+        "End-to-end `:explain` request latency inside the server, errors included.",
+        ["model", "version"],
+        buckets=LATENCY_BUCKETS,
+    )
+)
+EXPLAINED_WORDS = ModelSeries(
+    Histogram(
+        "predictor_explained_words",
+        "Words per explained text (each costs one occluded text through the batcher).",
+        ["model", "version"],
+        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+    )
+)
 MODEL_INFO = Gauge(
     "predictor_model_info",
     "The loaded model (value 1): name, version, device and precision as labels.",

@@ -19,6 +19,7 @@ from predictor import metrics
 from predictor.batching import Batcher, Row
 from predictor.engine import Engine
 from predictor.errors import NotReady
+from predictor.explain import Explained, ExplainSettings, check_bounds, explain_texts
 from predictor.featurestore.history import Authored, UserHistory
 from predictor.featurestore.predictions import PredictionCache
 from predictor.featurestore.store import FeatureStore
@@ -71,10 +72,13 @@ class SentimentModel(Model):
         cache: PredictionCache,
         history: UserHistory,
         tweets: TweetResolver,
+        explain: ExplainSettings | None = None,
     ) -> None:
         """Every collaborator is built by the composition root (`predictor.app`)."""
         super().__init__(name)
         self.settings = settings
+        # the defaults without reading the environment: only the composition root reads it
+        self.explain_settings = explain or ExplainSettings.model_construct()
         self._engine = engine
         self.featurestore = featurestore
         self.cache = cache
@@ -212,9 +216,28 @@ class SentimentModel(Model):
         self.history.record(version, authored)
         return Answer(payload, predictions)
 
+    async def explain(self, payload: Decoded, headers: dict[str, str] | None = None) -> Explained:
+        """KServe's `:explain` verb (v1): per instance the label `:predict` gives and each
+        word's contribution, by occlusion through the shared batcher (`predictor.explain`).
+        Fresh forward passes: the cache stores answers, not explanations."""
+        if self._batcher is None or not self.ready:
+            raise NotReady(f"model {self.name} is not ready")
+        inputs = await self._inputs(payload)
+        texts = [i.text for i in inputs]
+        check_bounds(texts, self.explain_settings)
+        explained = await explain_texts(texts, self._batcher.submit, self._prediction)
+        out = []
+        for inp, e in zip(inputs, explained, strict=True):
+            metrics.EXPLAINED_WORDS.labels(self.name).observe(len(e.words))
+            cut = inp.cut and not e.prediction.truncated
+            out.append(replace(e, prediction=replace(e.prediction, truncated=True)) if cut else e)
+        return Explained(out)
+
     async def postprocess(
-        self, result: Answer, headers: dict[str, str] | None = None, *_: Any
+        self, result: Answer | Explained, headers: dict[str, str] | None = None, *_: Any
     ) -> Any:
+        if isinstance(result, Explained):
+            return result.v1()
         if result.decoded.protocol is Protocol.V2:
             return encode_v2(
                 result.decoded, result.predictions, self.labels, self.name, self.version

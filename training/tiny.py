@@ -71,7 +71,8 @@ def build_tiny_model_dir(path: Path, arch: Arch = "bert", *extra_args: str) -> P
     out = path / "model"
     args = parse_args(
         ["--encoder", str(encoder), "--out", str(out), "--limit", "400",
-         "--max-seq-length", "32", "--epochs", "5", "--name", "sentiment", *extra_args]
+         "--max-seq-length", "32", "--epochs", "2", "--name", "sentiment",
+         "--ood-limit", "300", *extra_args]
     )  # fmt: skip
     build(args)
     return out

@@ -23,6 +23,9 @@ REQUIRED = {
     "CPU per pod": "CPU per pod",
     "memory per pod": "Memory per pod",
     "GPU utilisation (DCGM)": "GPU utilisation",
+    "explain traffic, apart from predict": "Explain request rate by status",
+    "explain latency": "Explain latency p50 / p90 / p99",
+    "explain's share of the batcher": "Model work from :explain",
 }
 
 
@@ -83,3 +86,14 @@ def test_layout_ids_unique_and_no_overlap(board: dict) -> None:
         }
         assert not mine & cells, f"{panel['title']} overlaps another panel"
         cells |= mine
+
+
+def test_explain_traffic_is_not_counted_as_predictions(board: dict) -> None:
+    for panel in board["panels"]:
+        exprs = " ".join(t["expr"] for t in panel.get("targets", []))
+        if panel["type"] == "row":
+            continue
+        if "Explain" in panel["title"]:
+            assert "predictor_explain_" in exprs and "predictor_requests_total" not in exprs
+        elif "predictor_requests_total" in exprs:
+            assert "explain" not in exprs, panel["title"]

