@@ -24,6 +24,9 @@ CONTRACT = {
     "predictor_model_ready": "gauge",
     "predictor_predictions": "counter",  # drift signal (mlops.drift)
     "predictor_prediction_score": "histogram",
+    "predictor_explain_requests": "counter",  # :explain, apart from predictions
+    "predictor_explain_request_duration_seconds": "histogram",
+    "predictor_explained_words": "histogram",
     "predictor_cache_lookups": "counter",
     "predictor_cache_lookup_duration_seconds": "histogram",
     "predictor_cache_write_errors": "counter",
@@ -35,7 +38,11 @@ CONTRACT = {
     "process_cpu_seconds": "counter",  # prometheus-client's process collector
     "process_resident_memory_bytes": "gauge",
 }
-UNITLESS_HISTOGRAMS = {"predictor_batch_size", "predictor_prediction_score"}  # counts, 0..1
+UNITLESS_HISTOGRAMS = {  # counts, 0..1
+    "predictor_batch_size",
+    "predictor_prediction_score",
+    "predictor_explained_words",
+}
 VERSIONED = (
     "predictor_predictions",
     "predictor_prediction_score",
