@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from loadtest.promstats import sample_sum
+from harness.scrape import sample_sum
 from predictor.errors import BadInput
 from predictor.explain import ExplainSettings, check_bounds, occlusions, split_words
 from tests.fixtures.fake_models import write_keyword_model
