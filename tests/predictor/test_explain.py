@@ -44,7 +44,7 @@ def server(
             },
         )
         .start()
-        .wait_ready()
+        .wait_ready(240)  # minutes on a busy 2-core machine
     )
     yield proc
     proc.stop()

@@ -95,7 +95,7 @@ def test_roberta_goes_through_the_same_pipeline_and_serves(tmp_path: Path) -> No
     model_dir = build_tiny_model_dir(tmp_path, "roberta")
     card = ServingCard.read(model_dir)
     assert (card.pad_token, card.pad_token_id) == ("<pad>", 1)
-    server = PredictorProcess(model_dir, tmp_path / "p.log").start().wait_ready()
+    server = PredictorProcess(model_dir, tmp_path / "p.log").start().wait_ready(240)  # busy CI
     try:
         r = httpx.post(
             f"{server.url}/v1/models/sentiment:predict",
