@@ -174,7 +174,7 @@ def render_png(explanation: dict[str, Any], score: float, path: Path) -> None:
     ax.set_title(f"{explanation['label']} ({score:.2f}): {METHOD}", fontsize=11, loc="left")
     bar = fig.add_axes((0.25, 0.1, 0.5, 0.06))
     fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), cax=bar, orientation="horizontal",
-                 label=f"change in P({explanation['label']}) when the word is removed")  # fmt: skip
+                 label=f"drop in P({explanation['label']}) without the word")  # fmt: skip
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
