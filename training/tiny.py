@@ -66,13 +66,18 @@ def build_tiny_encoder(path: Path, arch: Arch = "bert") -> Path:
 
 
 def build_tiny_model_dir(path: Path, arch: Arch = "bert", *extra_args: str) -> Path:
-    """Encoder + quick-mode head + export: a servable model directory under `path`."""
+    """Encoder + quick-mode head + export: a servable model directory under `path`.
+
+    The frozen encoder + logistic head (`--train-layers 0`) by default: a random 2-layer
+    encoder fine-tuned for a few steps collapses to one class, and tests downstream (mlops)
+    need a model that fits its labels; `--train-layers N` in `extra_args` takes the
+    fine-tuning path."""
     encoder = build_tiny_encoder(path / f"hf-{arch}", arch)
     out = path / "model"
     args = parse_args(
         ["--encoder", str(encoder), "--out", str(out), "--limit", "400",
-         "--max-seq-length", "32", "--epochs", "2", "--name", "sentiment",
-         "--ood-limit", "300", *extra_args]
+         "--max-seq-length", "32", "--epochs", "5", "--name", "sentiment",
+         "--ood-limit", "300", "--train-layers", "0", *extra_args]
     )  # fmt: skip
     build(args)
     return out

@@ -60,7 +60,8 @@ def assert_step_deploys(step: Path, uri: str) -> dict[str, Any]:
 def tiny_build_args(stable_dir: Path) -> list[str]:
     """What training.tiny gives training.build for the stable model (same encoder, sizes)."""
     return ["--encoder", str(stable_dir.parent / "hf-bert"), "--limit", "400",
-            "--max-seq-length", "32", "--epochs", "5", "--name", "sentiment"]  # fmt: skip
+            "--max-seq-length", "32", "--epochs", "5", "--name", "sentiment",
+            "--ood-limit", "300", "--train-layers", "0"]  # fmt: skip
 
 
 @dataclass

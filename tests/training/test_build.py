@@ -32,7 +32,7 @@ def test_card_records_data_metrics_and_parity(tiny_model_dir: Path) -> None:
     assert np.isclose(np.trace(confusion) / split["n_test"], extra["metrics"]["accuracy"])
     assert set(extra["metrics"]["f1"]) == set(LABELS)
     training = extra["training"]
-    assert (training["train_layers"], training["pool_layers"]) == (2, 2)
+    assert (training["train_layers"], training["pool_layers"]) == (0, 2)
     assert training["wall_s_before_export"] > 0 and training["cpu_s_before_export"] > 0
     assert training["machine"]["cores"] >= 1 and training["machine"]["cpu"]
 
@@ -52,6 +52,15 @@ def test_card_records_the_out_of_domain_check(tiny_model_dir: Path) -> None:
     for key in ("accuracy", "macro_f1", "polar_accuracy", "polar_answered_neutral", "ece"):
         assert 0 <= ood[key] <= 1, key
     assert np.array(ood["confusion"]).sum() == ood["n"]
+
+
+@pytest.mark.timeout(900)  # another tiny build; minutes on a busy 2-core machine
+def test_the_build_fine_tunes_the_top_layer_on_the_cache(tmp_path: Path) -> None:
+    out = build_tiny_model_dir(tmp_path, "bert", "--train-layers", "1", "--epochs", "2")
+    extra = ServingCard.read(out).model_extra or {}
+    assert extra["training"]["train_layers"] == 1
+    assert extra["parity_max_abs_diff"] <= 1e-4  # the split forward traces like any other
+    assert extra["calibration"]["temperature"] > 0
 
 
 @pytest.mark.timeout(900)  # a second tiny build; minutes on a busy 2-core machine
