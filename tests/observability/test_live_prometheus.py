@@ -77,7 +77,12 @@ def _traffic(server: PredictorProcess, api: FakeXApi, round_: int) -> list[int]:
         json={"text": f"feedback {round_}", "label": ("negative", "positive")[round_ % 2]},
         timeout=30,
     )
-    return [*statuses, resp.status_code, fb.status_code]
+    why = httpx.post(
+        f"{server.url}/v1/models/sentiment:explain",
+        json={"instances": [f"explain this text for round {round_}"]},
+        timeout=30,
+    )
+    return [*statuses, resp.status_code, fb.status_code, why.status_code]
 
 
 @pytest.fixture(scope="module")
