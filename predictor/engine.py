@@ -98,13 +98,15 @@ def available_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
 
 
 def default_cpu_threads() -> int:
-    """One intra-op thread per available core but one, which the event loop needs.
+    """One intra-op thread per core this process may use (affinity, cgroup quota), not
+    per core of the node, which is what torch counts by itself.
 
-    Measured on 2 shared cores, bf16 at 64 clients: 1 thread served 41-44 texts/s,
-    2 threads 4-7 (each parallel region waits for a thread the loop or another
-    process holds); see loadtest/README.md.
+    Measured on 2 quiet cores, v1 at 64 clients: 2 threads served 217 (bf16) and
+    132 (fp32) texts/s against 137 and 76 with 1. Only when other processes hog
+    the cores did 1 thread win (41-44 against 4-7 texts/s): set
+    PREDICTOR_CPU_THREADS there.
     """
-    return max(1, available_cpus() - 1)
+    return available_cpus()
 
 
 def cpu_has_native_bf16() -> bool:

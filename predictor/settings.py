@@ -42,7 +42,7 @@ class ServingSettings(PredictorSettings):
         0,
         ge=0,
         description="torch intra-op threads on the CPU; 0 means one per available core "
-        "(affinity and cgroup CPU quota) minus one for the event loop, at least 1.",
+        "(affinity and cgroup CPU quota), not per core of the node.",
     )
     max_batch_size: int | None = Field(
         None,
