@@ -12,6 +12,9 @@ For each precision (fp32, and bf16 where the model directory has it):
 3. the usual KServe pattern (loadtest/baselines/per_request.py): one forward
    per request in `predict`, stock ModelServer, same file;
 
+3b. once, KServe's huggingfaceserver pattern (loadtest/baselines/hf_eager.py):
+   eager transformers in fp32 with the HF tokenizer, per request, same weights;
+
 then once:
 
 4. the predictor with the Redis feature store, Zipf hot set (cache-hit path);
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import importlib.util
 import os
 import platform
 import shutil
@@ -42,11 +46,12 @@ import torch
 
 from harness.process import REPO, poll
 from harness.servers import REDIS_BIN, PredictorProcess, RedisServer
+from loadtest.baselines.hf_eager import source_encoder
 from loadtest.baselines.per_request import PerRequestModel
 from loadtest.clients import Wire
 from loadtest.corpus import TextPool, hot_set, load_pool, unique_texts
 from loadtest.measure import measure
-from loadtest.outcome import Bench, CeilingPoint, ratios
+from loadtest.outcome import HF_EAGER_STEP, Bench, CeilingPoint, ratios
 from loadtest.report import ratio_table, summary_table, write_report
 from loadtest.stats import Summary
 from predictor.engine import default_cpu_threads
@@ -76,6 +81,7 @@ class Config:
     profile: bool = False
     server_env: dict[str, str] = field(default_factory=dict)
     max_requests: int = 1_000_000
+    hf_eager: bool = True  # step (3b)
 
 
 def torch_threads(cfg: Config) -> int:
@@ -260,9 +266,34 @@ async def run_shared(cfg: Config, pool: TextPool, bench: Bench) -> None:
         bench.steps["noop"] = await run_points(cfg, p, "noop", hot, cfg.hit_concurrency)
 
 
+async def run_hf_eager(cfg: Config, pool: TextPool, bench: Bench) -> None:
+    """Step (3b): KServe's huggingfaceserver pattern on the same weights (fp32, eager)."""
+    why = hf_eager_unavailable(cfg.model_dir)
+    if why:
+        bench.notes.append(f"step (3b) skipped: {why}")
+        return
+    print("(3b) huggingfaceserver pattern: eager transformers, one forward per request",
+          flush=True)  # fmt: skip
+    with serving(cfg, "loadtest.baselines.hf_eager", HF_EAGER_STEP, {}) as p:
+        bench.steps[HF_EAGER_STEP] = await run_points(
+            cfg, p, HF_EAGER_STEP, lambda: unique_texts(pool), cfg.concurrency
+        )
+
+
+def hf_eager_unavailable(model_dir: Path) -> str | None:
+    """Why the eager baseline cannot rebuild this model, or None."""
+    if importlib.util.find_spec("transformers") is None:
+        return "transformers is not installed (requirements-train.txt)"
+    if source_encoder(ServingCard.read(model_dir)) is None:
+        return "the encoder the model card names is not on this machine"
+    return None
+
+
 async def run_servers(cfg: Config, pool: TextPool, bench: Bench, precisions: list[str]) -> None:
     for precision in precisions:
         await run_precision(cfg, pool, bench, precision)
+    if cfg.hf_eager:
+        await run_hf_eager(cfg, pool, bench)
     await run_shared(cfg, pool, bench)
 
 
@@ -341,6 +372,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         metavar="KEY=VALUE",
         help="extra environment for every server (e.g. OMP_WAIT_POLICY=PASSIVE)",
     )
+    p.add_argument("--no-hf-eager", action="store_true", help="leave out step (3b)")
     p.add_argument("--quick", action="store_true", help="short points, for a smoke run")
     a = p.parse_args(argv)  # fmt: skip
     model_dir = a.model_dir or (REPO / "models" / "sentiment")
@@ -355,7 +387,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         hot_size=a.hot_size, batch_sizes=tuple(a.batch_sizes),
         ceiling_seconds=a.ceiling_seconds, warmup_seconds=a.warmup_seconds, wire=a.wire,
         precisions=tuple(a.precisions), profile=a.profile,
-        server_env=dict(kv.split("=", 1) for kv in a.env),
+        server_env=dict(kv.split("=", 1) for kv in a.env), hf_eager=not a.no_hf_eager,
     )  # fmt: skip
 
 

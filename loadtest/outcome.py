@@ -17,6 +17,8 @@ TARGET_VS_CEILING = 0.9
 TARGET_C1_VS_BATCH1 = 1.3
 TARGET_VS_BASELINE = 2.0
 TARGET_BF16_VS_FP32 = 2.2
+TARGET_VS_HF_EAGER = 4.0  # issue 13: against KServe's huggingfaceserver pattern
+HF_EAGER_STEP = "hf-eager fp32"  # loadtest/baselines/hf_eager.py; huggingfaceserver serves fp32
 TARGET_HIT_P99_MS = 5.0
 TARGET_VS_FLOOR = 0.8
 
@@ -107,6 +109,15 @@ def ratios(bench: Bench) -> list[Ratio]:
             _verdict(f"bf16 / fp32 predictor c={top}, texts/s",
                      _ratio(bf16.texts_per_s if bf16 else None,
                             fp32.texts_per_s if fp32 else None), TARGET_BF16_VS_FP32, ">=")
+        )  # fmt: skip
+    hf = bench.point(HF_EAGER_STEP, top)
+    if hf is not None:
+        best = max((bench.point(f"predictor {p}", top) for p in precisions),
+                   key=lambda s: s.texts_per_s if s else 0.0)  # fmt: skip
+        out.append(
+            _verdict(f"predictor (best precision) / huggingfaceserver pattern, c={top}, texts/s",
+                     _ratio(best.texts_per_s if best else None, hf.texts_per_s),
+                     TARGET_VS_HF_EAGER, ">=")
         )  # fmt: skip
     hit, noop = bench.point("redis-hit", hit_c), bench.point("noop", hit_c)
     out += [

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from predictor.engine import cpu_has_native_bf16
 from predictor.metrics import SCORE_BUCKETS
 from predictor.modelcard import ServingCard
 from training import calibration, data
@@ -29,6 +30,7 @@ from training.encoder import (
 )
 from training.export import ExportReport, ParityError, export
 from training.train import (
+    CLASS_WEIGHTINGS,
     Metrics,
     cache_lower,
     embed_all,
@@ -80,7 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--train-layers",
         type=int,
-        default=2,
+        default=3,
         help="quick: top encoder layers fine-tuned on the cache; 0: frozen + head",
     )
     p.add_argument(
@@ -101,8 +103,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=2000,
         help="movie reviews for the out-of-domain check (0: skip it)",
     )
-    p.add_argument("--lr", type=float, default=None, help="default: quick 1e-4, full 3e-5")
+    p.add_argument("--lr", type=float, default=None, help="default: quick 2e-4, full 3e-5")
+    p.add_argument(
+        "--class-weighting",
+        choices=CLASS_WEIGHTINGS,
+        default="sqrt",
+        help="loss weight per class when fine-tuning: inverse frequency, its square root, none",
+    )
     p.add_argument("--weight-decay", type=float, default=1e-4, help="quick mode L2 on the head")
+    p.add_argument(
+        "--train-precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="quick mode's compute: auto = bf16 autocast where the CPU has native bf16",
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="rebuild even if --out exists")
@@ -115,7 +129,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--extra-weight", type=int, default=1, help="times each --extra-rows row counts in training"
     )
-    return p.parse_args(argv)  # fmt: skip
+    args = p.parse_args(argv)  # fmt: skip
+    # the defaults that depend on the mode, resolved once so the card records what ran
+    if args.epochs is None:
+        quick_frozen = args.mode == "quick" and args.train_layers == 0
+        args.epochs = 15 if quick_frozen else (1 if args.mode == "quick" else 3)
+    if args.lr is None:
+        args.lr = 2e-4 if args.mode == "quick" else 3e-5
+    args.bf16_train = args.mode == "quick" and (
+        args.train_precision == "bf16" or (args.train_precision == "auto" and cpu_has_native_bf16())
+    )
+    return args
 
 
 def drift_reference(logits: np.ndarray) -> dict[str, object]:
@@ -157,7 +181,7 @@ def _fit(
         texts = fit_set.texts + [t for s in eval_sets for t in s.texts]
         features = embed_all(module, tokenizer, texts, args.batch_size)
         fit_head(module.head, features[: len(fit_set)], fit_set.labels,
-                 args.epochs or 15, args.weight_decay, args.seed)  # fmt: skip
+                 args.epochs, args.weight_decay, args.seed)  # fmt: skip
         with torch.no_grad():
             logits = module.head(torch.from_numpy(features[len(fit_set) :])).numpy()
         bounds = np.cumsum([0] + [len(s) for s in eval_sets])
@@ -166,9 +190,10 @@ def _fit(
         assert module.layers is not None
         start = len(module.layers) - min(args.train_layers, len(module.layers))
         texts = fit_set.texts + [t for s in eval_sets for t in s.texts]
-        cached = cache_lower(module, tokenizer, texts, start, args.batch_size)
-        train_top(module, cached[: len(fit_set)], fit_set.labels, start, args.epochs or 1,
-                  args.train_batch_size, args.lr or 1e-4, args.seed)  # fmt: skip
+        cached = cache_lower(module, tokenizer, texts, start, args.batch_size, args.bf16_train)
+        train_top(module, cached[: len(fit_set)], fit_set.labels, start, args.epochs,
+                  args.train_batch_size, args.lr, args.seed, args.class_weighting,
+                  args.bf16_train)  # fmt: skip
         out, offset = [], len(fit_set)
         for s in eval_sets:
             out.append(upper_logits(module, cached[offset : offset + len(s)], start,
@@ -179,8 +204,8 @@ def _fit(
         log.info("%s has its own head or cannot be split: quick mode fine-tunes it for one "
                  "epoch", enc.source)  # fmt: skip
     fine_tune(module, tokenizer, fit_set.texts, fit_set.labels,
-              args.epochs or (1 if args.mode == "quick" else 3), min(args.train_batch_size, 32),
-              args.lr or 3e-5, args.seed, args.device)  # fmt: skip
+              args.epochs, min(args.train_batch_size, 32), args.lr, args.seed, args.device,
+              args.class_weighting)  # fmt: skip
     return [
         predict_logits(module, tokenizer, s.texts, args.batch_size, "evaluate") for s in eval_sets
     ]
@@ -327,7 +352,10 @@ def build(args: argparse.Namespace) -> tuple[ServingCard, ExportReport] | None:
             "pool_layers": args.pool_layers,
             "epochs": args.epochs,
             "lr": args.lr,
-            "class_weights": "balanced (inverse frequency)",
+            "class_weights": "balanced (inverse frequency)"
+            if args.mode == "quick" and args.train_layers == 0
+            else args.class_weighting,
+            "train_precision": "bf16 autocast" if args.bf16_train else "fp32",
             "seed": args.seed,
             "wall_s_before_export": round(wall, 1),
             "cpu_s_before_export": round(cpu, 1),

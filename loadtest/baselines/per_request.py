@@ -48,11 +48,16 @@ class PerRequestModel(Model):
         self.ready = True
         return self.ready
 
+    def encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """ids and mask for one request's texts, padded to its longest."""
+        batch = encode(self.tokenizer, texts)
+        return batch.input_ids, batch.attention_mask
+
     def predict(self, payload: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
         texts = [t if isinstance(t, str) else t["text"] for t in payload["instances"]]
-        batch = encode(self.tokenizer, texts)
+        input_ids, attention_mask = self.encode(texts)
         with torch.inference_mode():
-            logits = self.model(batch.input_ids, batch.attention_mask).float()
+            logits = self.model(input_ids, attention_mask).float()
             probs = torch.softmax(logits, dim=-1)
         predictions = []
         for row in probs.tolist():
@@ -67,18 +72,23 @@ class PerRequestModel(Model):
         return {"predictions": predictions}
 
 
-def main() -> None:
+def serve(model_class: type[PerRequestModel]) -> None:
+    """Threads, precision and directory from the environment, as the predictor reads them."""
     threads = int(os.environ.get("PREDICTOR_CPU_THREADS", "0") or 0)
     if threads > 0:
         torch.set_num_threads(threads)
     precision = "bf16" if os.environ.get("PREDICTOR_PRECISION") == "bf16" else "fp32"
-    model = PerRequestModel(
+    model = model_class(
         model_server.args.model_name or "sentiment",
         Path(os.environ["PREDICTOR_MODEL_DIR"]),
         precision,
     )
     model.load()
     ModelServer().start([model])
+
+
+def main() -> None:
+    serve(PerRequestModel)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The benchmark's stand-ins answer like the predictor: the per-request model and the no-op."""
+"""The benchmark's stand-ins answer like the predictor: the per-request model, the
+huggingfaceserver pattern (eager transformers) and the no-op."""
 
 from __future__ import annotations
 
@@ -45,23 +46,52 @@ def per_request(
     proc.stop()
 
 
+@pytest.fixture(scope="module")
+def hf_eager(
+    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PredictorProcess]:
+    log = tmp_path_factory.mktemp("hf-eager") / "log"
+    proc = serve(
+        "loadtest.baselines.hf_eager", tiny_model_dir, log, {"PREDICTOR_PRECISION": "fp32"}
+    )
+    yield proc
+    proc.stop()
+
+
 def predict(proc: PredictorProcess, texts: list[str]) -> list[dict[str, object]]:
     resp = httpx.post(f"{proc.url}/v1/models/sentiment:predict", json={"instances": texts})
     assert resp.status_code == 200, resp.text
     return list(resp.json()["predictions"])
 
 
-def test_per_request_baseline_answers_with_the_same_model(
-    per_request: PredictorProcess, predictor: PredictorProcess
+def assert_same_answers(
+    ours: list[dict[str, object]], theirs: list[dict[str, object]], tolerance: float
 ) -> None:
-    ours = predict(predictor, TEXTS)
-    theirs = predict(per_request, TEXTS)
     assert [p["label"] for p in theirs] == [p["label"] for p in ours]
     for a, b in zip(ours, theirs, strict=True):
         pa, pb = a["probabilities"], b["probabilities"]
         assert isinstance(pa, dict) and isinstance(pb, dict)
         assert pa.keys() == pb.keys()
-        assert all(abs(pa[k] - pb[k]) < 1e-4 for k in pa)
+        assert all(abs(pa[k] - pb[k]) < tolerance for k in pa)
+
+
+def test_per_request_baseline_answers_with_the_same_model(
+    per_request: PredictorProcess, predictor: PredictorProcess
+) -> None:
+    assert_same_answers(predict(predictor, TEXTS), predict(per_request, TEXTS), 1e-4)
+
+
+def test_hf_eager_baseline_rebuilds_the_served_model_from_its_weights(
+    hf_eager: PredictorProcess, tiny_model_dir: Path
+) -> None:
+    """Same weights, eager graph, HF tokenizer: the fp32 file's answers, to float noise."""
+    fp32 = PredictorProcess(tiny_model_dir, hf_eager.log_path.parent / "fp32.log",
+                            env={"PREDICTOR_PRECISION": "fp32"}).start().wait_ready(90)  # fmt: skip
+    try:
+        ours = predict(fp32, TEXTS)
+    finally:
+        fp32.stop()
+    assert_same_answers(ours, predict(hf_eager, TEXTS), 1e-4)
 
 
 async def test_noop_answers_every_protocol_without_a_model(noop: PredictorProcess) -> None:

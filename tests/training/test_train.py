@@ -12,7 +12,9 @@ from torch import nn
 from training.encoder import LoadedEncoder, PooledClassifier, load_encoder
 from training.tiny import build_tiny_encoder
 from training.train import (
+    bucketed_batches,
     cache_lower,
+    class_weights,
     evaluate,
     fit_head,
     length_batches,
@@ -132,3 +134,32 @@ def test_partial_fine_tuning_is_deterministic_given_the_seed(three_layers: Path)
         train_top(model, cached, LABELS, start=1, epochs=2, batch_size=3, lr=1e-3, seed=7)
         states.append(model.state_dict())
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_bucketed_batches_cover_every_row_once_and_are_not_one_length_band() -> None:
+    """Each epoch visits every row once; batches are short-padded (sorted within a bucket)
+    but not the global length order that let one length band - one label - fill a batch."""
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 60, size=1000)
+    batches = bucketed_batches(lengths, batch_size=10, rng=np.random.default_rng(1), bucket=8)
+    rows = np.concatenate(batches)
+    assert sorted(rows.tolist()) == list(range(1000))
+    spread = [int(lengths[b].max() - lengths[b].min()) for b in batches]
+    assert np.mean(spread) < 10  # within a bucket of 80 rows, neighbours in length
+    firsts = [int(lengths[b].min()) for b in batches]
+    assert firsts != sorted(firsts)  # batch order is shuffled, not shortest first
+    again = bucketed_batches(lengths, batch_size=10, rng=np.random.default_rng(1), bucket=8)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
+
+
+def test_class_weights_balanced_sqrt_and_none() -> None:
+    labels = np.array([0] * 60 + [1] * 30 + [2] * 10)
+    balanced = class_weights(labels, 3, "balanced")
+    sqrt = class_weights(labels, 3, "sqrt")
+    assert balanced is not None and sqrt is not None
+    assert torch.allclose(balanced, torch.tensor([100 / 180, 100 / 90, 100 / 30]))
+    assert torch.allclose(sqrt, balanced.sqrt())
+    assert sqrt[2] > sqrt[1] > sqrt[0]  # the rare class still counts more
+    assert class_weights(labels, 3, "none") is None
+    with pytest.raises(ValueError, match="one of"):
+        class_weights(labels, 3, "inverse")
