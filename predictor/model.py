@@ -100,7 +100,7 @@ class SentimentModel(Model):
         """Load and warm the model on the engine thread, start batching, then turn ready."""
         engine = self._engine
         self.card = await engine.load_and_warm()
-        cap = self.settings.batch_size_for(engine.device)
+        cap = self.settings.batch_size_for(engine.device, engine.precision)
         self._batcher = Batcher(
             engine.run,
             model_name=self.name,

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
+
 from predictor import settings_doc
+from predictor.settings import ServingSettings
 from predictor.settings_base import ENV_PREFIX, PredictorSettings
 
 
@@ -46,3 +49,16 @@ def test_a_stale_table_is_detected() -> None:
     fresh = settings_doc.render(stale)
     assert fresh != stale and "PREDICTOR_MAX_BATCH_SIZE" in fresh
     assert settings_doc.table(cls) in fresh
+
+
+def test_the_default_batch_cap_follows_device_and_precision(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """bf16 on the CPU peaks at batches of 16, fp32 at 8; an explicit setting always wins."""
+    monkeypatch.delenv("PREDICTOR_MAX_BATCH_SIZE", raising=False)
+    s = ServingSettings()
+    assert s.batch_size_for("cpu", "fp32") == 8
+    assert s.batch_size_for("cpu", "bf16") == 16
+    assert s.batch_size_for("cuda", "fp16") == 64
+    monkeypatch.setenv("PREDICTOR_MAX_BATCH_SIZE", "4")
+    assert ServingSettings().batch_size_for("cpu", "bf16") == 4
