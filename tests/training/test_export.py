@@ -3,6 +3,7 @@ writes the bf16 file only when it agrees with fp32."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from torch import nn
 
 from predictor.modelcard import ServingCard
 from training.encoder import packaged_encoder_dir
-from training.export import BF16_MIN_AGREEMENT, ParityError, export
+from training.export import BF16_MIN_AGREEMENT, ParityError, content_sha256, export
 
 
 class ShapeDependent(nn.Module):
@@ -90,8 +91,10 @@ def test_a_refused_export_leaves_the_previous_model_in_place(tmp_path: Path) -> 
 def test_export_writes_a_card_the_predictor_accepts(tmp_path: Path) -> None:
     report = export(MeanEmbedding(), card(), tokenizer_json(), tmp_path / "m")
     written = ServingCard.read(tmp_path / "m")
-    digest = written.model_extra["model_sha256"]  # type: ignore[index]
+    digest = written.model_extra["model_content_sha256"]  # type: ignore[index]
     assert written.version.endswith(digest[:8])  # content-addressed default version
+    file_hash = hashlib.sha256((tmp_path / "m" / "model.pt").read_bytes()).hexdigest()
+    assert written.model_extra["model_sha256"] == file_hash  # type: ignore[index]
     assert report.max_abs_diff <= 1e-4
     assert written.model_extra["parity_max_abs_diff"] == report.max_abs_diff  # type: ignore[index]
     assert {p.name for p in (tmp_path / "m").iterdir()} == {
@@ -128,3 +131,23 @@ def test_bf16_below_the_agreement_floor_is_not_written(tmp_path: Path) -> None:
     entry = ServingCard.read(out).model_extra["precisions"]["bf16"]  # type: ignore[index]
     assert entry["file"] is None and "agreement" in entry["refused"]
     assert entry["agreement"] == report.bf16.agreement
+
+
+def test_the_version_digest_is_the_content_not_the_file(tmp_path: Path) -> None:
+    """Two saves of one module differ as files (torch's per-save serialization id) but not
+    in content; a changed weight or tokenizer changes the digest."""
+    export(MeanEmbedding(), card(), tokenizer_json(), tmp_path / "m")
+    model = torch.jit.load(str(tmp_path / "m" / "model.pt"))
+    model.save(str(tmp_path / "again.pt"))
+    again = torch.jit.load(str(tmp_path / "again.pt"))
+    file_hashes = {hashlib.sha256(p.read_bytes()).hexdigest()
+                   for p in (tmp_path / "m" / "model.pt", tmp_path / "again.pt")}  # fmt: skip
+    assert len(file_hashes) == 2
+    tok = tokenizer_json()
+    assert content_sha256(again, tok) == content_sha256(model, tok)
+    written = ServingCard.read(tmp_path / "m").model_extra or {}
+    assert written["model_content_sha256"] == content_sha256(model, tok)
+    assert content_sha256(model, tok + " ") != content_sha256(model, tok)
+    with torch.no_grad():
+        next(iter(again.parameters())).add_(1e-3)
+    assert content_sha256(again, tok) != content_sha256(model, tok)
