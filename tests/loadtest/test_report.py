@@ -6,7 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from loadtest.outcome import Bench, CeilingPoint, ratios
+from loadtest.outcome import HF_EAGER_STEP, Bench, CeilingPoint, ratios
 from loadtest.report import (
     plot_latency_vs_throughput,
     ratio_table,
@@ -91,3 +91,14 @@ def test_report_carries_both_precisions_and_the_agreement(tmp_path: Path) -> Non
     data = json.loads((tmp_path / "bench.json").read_text())
     assert set(data["ceiling"]) == {"fp32", "bf16"}
     assert {p.name for p in tmp_path.glob("*.png")} == {"latency_vs_throughput.png", "ceiling.png"}
+
+
+def test_the_huggingfaceserver_ratio_takes_the_best_precision_and_only_when_measured() -> None:
+    bench = bench_run()
+    name = "predictor (best precision) / huggingfaceserver pattern, c=64, texts/s"
+    assert name not in {r.name for r in ratios(bench)}  # step (3b) skipped: no verdict
+    bench.steps[HF_EAGER_STEP] = [point("hf", 64, 100.0)]
+    got = {r.name: r for r in ratios(bench)}[name]
+    assert got.value == 440.0 / 100.0 and got.met is True  # bf16's 440, not fp32's 190
+    bench.steps[HF_EAGER_STEP] = [point("hf", 64, 120.0)]
+    assert {r.name: r for r in ratios(bench)}[name].met is False  # 3.67 < 4
