@@ -58,9 +58,11 @@ RUN pip install -c constraints.txt -r requirements-train.txt \
 # --- the TorchScript model (baked flavour only): python -m training.build ------------------------
 FROM train-deps AS model
 ARG MODEL_MODE=quick
-# Training shares the tokenizer, the model card and the metric buckets with serving; nothing
+# Training shares the tokenizer, the model card, the metric buckets and the hardware probe
+# (native bf16) with serving; nothing
 # else of predictor/ (tests/deploy/test_dockerfile.py checks this list against its imports).
-COPY predictor/__init__.py predictor/metrics.py predictor/modelcard.py predictor/tokenization.py predictor/
+COPY predictor/__init__.py predictor/hardware.py predictor/metrics.py predictor/modelcard.py \
+     predictor/tokenization.py predictor/
 COPY training/ training/
 RUN python -m training.build --mode "${MODEL_MODE}" --out /models/sentiment
 

@@ -54,7 +54,7 @@ from loadtest.measure import measure
 from loadtest.outcome import HF_EAGER_STEP, Bench, CeilingPoint, ratios
 from loadtest.report import ratio_table, summary_table, write_report
 from loadtest.stats import Summary
-from predictor.engine import default_cpu_threads
+from predictor.hardware import default_cpu_threads
 from predictor.modelcard import PRECISION_FILES, ServingCard
 from predictor.tokenization import encode
 

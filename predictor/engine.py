@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
+from predictor.hardware import cpu_has_native_bf16, default_cpu_threads
 from predictor.modelcard import PRECISION_FILES, ModelCardError, ServingCard, check_model_dir
 from predictor.settings import ServingSettings
 from predictor.tokenization import encode, load_tokenizer
@@ -76,50 +75,6 @@ def _check_output_width(
             f"model.pt answers {tuple(logits.shape)} per batch of 1, i.e. {width} scores per "
             "text; the card belongs to another model"
         )
-
-
-CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
-
-
-def available_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
-    """Cores this process may use: its affinity, capped by a cgroup v2 CPU quota.
-
-    torch's default counts the node's cores, so a pod limited to 2 CPUs on a
-    64-core node would start dozens of intra-op threads and be throttled.
-    """
-    cpus = len(os.sched_getaffinity(0))
-    try:
-        quota, period = cpu_max.read_text().split()
-        if quota != "max":
-            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass  # no cgroup v2 quota: the affinity is the limit
-    return cpus
-
-
-def default_cpu_threads() -> int:
-    """One intra-op thread per core this process may use (affinity, cgroup quota), not
-    per core of the node, which is what torch counts by itself.
-
-    Measured on 2 quiet cores, v1 at 64 clients: 2 threads served 217 (bf16) and
-    132 (fp32) texts/s against 137 and 76 with 1. Only when other processes hog
-    the cores did 1 thread win (41-44 against 4-7 texts/s): set
-    PREDICTOR_CPU_THREADS there.
-    """
-    return available_cpus()
-
-
-def cpu_has_native_bf16() -> bool:
-    """oneDNN's own answer (AVX512-BF16 or AMX kernels), not a guess from /proc/cpuinfo.
-
-    Without native support bf16 is emulated and slower than fp32, so `auto` avoids it.
-    """
-    try:
-        return bool(
-            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        )
-    except (AttributeError, RuntimeError):  # a torch build without oneDNN
-        return False
 
 
 def resolve_precision(settings: ServingSettings, device: str) -> str:

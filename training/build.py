@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from predictor.engine import cpu_has_native_bf16
+from predictor.hardware import cpu_has_native_bf16
 from predictor.metrics import SCORE_BUCKETS
 from predictor.modelcard import ServingCard
 from training import calibration, data

@@ -9,13 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from predictor.engine import (
-    Engine,
-    ModelLoadError,
-    available_cpus,
-    cpu_has_native_bf16,
-    resolve_precision,
-)
+from predictor.engine import Engine, ModelLoadError, resolve_precision
+from predictor.hardware import available_cpus, cpu_has_native_bf16
 from predictor.modelcard import PRECISION_FILES, ServingCard
 from predictor.settings import ServingSettings
 from training.encoder import load_encoder
