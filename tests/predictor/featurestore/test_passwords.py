@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,11 @@ PASSWORD = "from-a-file-4c1d"
 
 
 @pytest.fixture
-def guarded(tmp_path: Path) -> RedisServer:
+def guarded(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path / "redis", password=PASSWORD)
     (tmp_path / "redis").mkdir()
-    return server.start()
+    yield server.start()
+    server.stop()  # it used to outlive the run: three redis-servers left behind per suite
 
 
 def secrets_dir(tmp_path: Path, **files: str) -> Path:
