@@ -21,7 +21,6 @@ import tempfile
 import time
 import warnings
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +33,7 @@ from tqdm import tqdm
 
 from predictor.modelcard import PRECISION_FILES, ServingCard
 from predictor.tokenization import Encoded, encode, load_tokenizer
+from training.train import bf16_autocast
 
 PARITY_TOLERANCE = 1e-4
 # bf16 keeps 8 mantissa bits: eager and traced run the same casts, but not always the same
@@ -87,13 +87,6 @@ def _best_of(module: nn.Module, batch: Encoded, repeat: int = 5) -> float:
     return best * 1000
 
 
-def _autocast(precision: str) -> AbstractContextManager[Any]:
-    """The eager precision a traced file reproduces: fp32 as is, bf16 under CPU autocast."""
-    if precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return nullcontext()
-
-
 def _trace_and_check(
     module: nn.Module,
     tokenizer: Tokenizer,
@@ -103,7 +96,7 @@ def _trace_and_check(
 ) -> tuple[torch.jit.ScriptModule, float]:
     """Trace at `precision`, save, reload, and compare with eager at the same precision."""
     example = encode(tokenizer, list(TRACE_TEXTS))
-    with torch.inference_mode(), warnings.catch_warnings(), _autocast(precision):
+    with torch.inference_mode(), warnings.catch_warnings(), bf16_autocast(precision == "bf16"):
         # Tracer warnings flag Python branches frozen into the graph; the
         # parity check below, on other shapes, is what decides if they matter.
         warnings.simplefilter("ignore")
@@ -114,7 +107,7 @@ def _trace_and_check(
     reloaded = torch.jit.load(str(path), map_location="cpu").eval()
     probe = encode(tokenizer, list(PARITY_TEXTS))
     with torch.inference_mode():
-        with _autocast(precision):
+        with bf16_autocast(precision == "bf16"):
             eager = module(probe.input_ids, probe.attention_mask).float()
         scripted = reloaded(probe.input_ids, probe.attention_mask).float()  # no autocast
     diff = float((eager - scripted).abs().max())

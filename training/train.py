@@ -168,8 +168,9 @@ def linear_schedule(
     )
 
 
-def _maybe_bf16(enabled: bool) -> AbstractContextManager[Any]:
-    """CPU autocast to bf16 (native on AVX512-BF16/AMX: about twice fp32's speed) or nothing."""
+def bf16_autocast(enabled: bool) -> AbstractContextManager[Any]:
+    """CPU autocast to bf16 (native on AVX512-BF16/AMX: about twice fp32's speed) or nothing;
+    training, its cache and the bf16 export all run under this one context."""
     return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else nullcontext()
 
 
@@ -190,7 +191,7 @@ def cache_lower(
     batches = length_batches(tokenizer, texts, batch_size)
     for index, chunk in tqdm(batches, total=steps, desc=f"cache layers 1-{upto}", unit="batch"):
         batch = encode(tokenizer, chunk)
-        with _maybe_bf16(bf16):
+        with bf16_autocast(bf16):
             hidden = model.lower(batch.input_ids, batch.attention_mask, upto)
         hidden = hidden.to(torch.bfloat16)
         for row, i in enumerate(index):
@@ -277,7 +278,7 @@ def train_top(
         for epoch in range(epochs):
             for index in bucketed_batches(lengths, batch_size, rng):
                 hidden, mask = _pad(cached, index)
-                with _maybe_bf16(bf16):  # weights and their updates stay fp32
+                with bf16_autocast(bf16):  # weights and their updates stay fp32
                     logits = model.upper(hidden, mask, start)
                 loss = loss_fn(logits.float(), torch.from_numpy(labels[index]))
                 optimiser.zero_grad()
