@@ -44,7 +44,7 @@ class HfEagerModel(PerRequestModel):
     def load(self) -> bool:
         self.model_file = self.model_dir / "model.pt"  # fp32: the weights to copy out
         super().load()
-        card = ServingCard.read(self.model_dir)
+        card = self.card
         training: dict[str, Any] = (card.model_extra or {}).get("training") or {}
         source = source_encoder(card)
         if source is None:

@@ -36,7 +36,7 @@ class PerRequestModel(Model):
         self.labels: list[str] = []
 
     def load(self) -> bool:
-        card = ServingCard.read(self.model_dir)
+        self.card = card = ServingCard.read(self.model_dir)
         self.labels = card.labels
         self.tokenizer = load_tokenizer(
             self.model_dir / "tokenizer.json",

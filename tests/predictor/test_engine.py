@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 
 from predictor.engine import Engine, ModelLoadError, resolve_precision
-from predictor.hardware import available_cpus, cpu_has_native_bf16
+from predictor.hardware import cpu_has_native_bf16
 from predictor.modelcard import PRECISION_FILES, ServingCard
 from predictor.settings import ServingSettings
 from training.encoder import load_encoder
@@ -86,18 +85,3 @@ def test_bf16_serves_close_to_fp32(both_precisions: Path) -> None:
     assert probs["bf16"].dtype == np.float32  # the wire type does not change
     diff = np.abs(probs["bf16"] - probs["fp32"]).max()
     assert 0 < diff < 0.05  # really a different precision, and close
-
-
-@pytest.mark.parametrize(
-    ("cpu_max", "cap"),
-    [("150000 100000\n", 2), ("50000 100000\n", 1), ("max 100000\n", None), ("junk", None)],
-)
-def test_a_cgroup_quota_caps_the_cores_torch_may_use(
-    tmp_path: Path, cpu_max: str, cap: int | None
-) -> None:
-    """A pod limited to 1.5 CPUs gets 2 threads' worth, not one per core of the node."""
-    (tmp_path / "cpu.max").write_text(cpu_max)
-    affinity = len(os.sched_getaffinity(0))
-    expected = affinity if cap is None else min(affinity, cap)
-    assert available_cpus(tmp_path / "cpu.max") == expected
-    assert available_cpus(tmp_path / "absent") == affinity
