@@ -58,7 +58,7 @@ from mlops.heldout import HeldOutError
 from mlops.live import DEFAULT_KEY_PREFIX, NoData, from_prometheus
 from mlops.prom import PromError, Prometheus
 from mlops.publish import PublishError, claim_dir, publish
-from predictor.featurestore.feedback import FeedbackSettings
+from predictor.featurestore.feedback_log import FeedbackSettings
 from predictor.modelcard import ServingCard
 from training import data
 from training.export import ParityError

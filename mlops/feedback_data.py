@@ -3,7 +3,7 @@
 Sources (`--feedback`): `redis://...` (the shared feature store; the list
 `<prefix>fb:<model>`), `http(s)://predictor` (the predictor's
 `GET /v1/models/<name>/feedback`, which works with any backend), or a file of
-JSON lines (CI, or a copy). Each record is the one `predictor.featurestore.feedback`
+JSON lines (CI, or a copy). Each record is the one `predictor.featurestore.feedback_log`
 writes. Training rows keep the newest label per text; the accuracy signal is
 agree / all for one served version, read from Prometheus (every pod, any window).
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 from mlops.live import DEFAULT_KEY_PREFIX
 from mlops.prom import Prometheus, selector
 from predictor.featurestore import keys
-from predictor.featurestore.feedback import FeedbackRecord, live_records
+from predictor.featurestore.feedback_log import FeedbackRecord, live_records
 
 FEEDBACK_COUNTER = "predictor_feedback_total"
 

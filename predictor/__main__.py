@@ -6,10 +6,11 @@ import argparse
 import sys
 import warnings
 
-from predictor import DEFAULT_MODEL_NAME, kserve_compat, logs
+from predictor import DEFAULT_MODEL_NAME
 from predictor.app import Listeners, Settings, build_server
 from predictor.model import SentimentModel
-from predictor.server import run
+from predictor.serving import kserve_compat, logs
+from predictor.serving.server import run
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

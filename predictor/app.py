@@ -7,16 +7,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from predictor import DEFAULT_MODEL_NAME, feedback, users
+from predictor import DEFAULT_MODEL_NAME
 from predictor.engine import Engine
 from predictor.explain import ExplainSettings
-from predictor.featurestore.feedback import FeedbackLog, FeedbackSettings
+from predictor.featurestore.feedback_log import FeedbackLog, FeedbackSettings
 from predictor.featurestore.history import UserHistory
 from predictor.featurestore.predictions import PredictionCache
 from predictor.featurestore.settings import FeatureStoreSettings
 from predictor.featurestore.store import FeatureStore
 from predictor.model import SentimentModel
-from predictor.server import PredictorServer
+from predictor.routes import feedback, users
+from predictor.serving.server import PredictorServer
 from predictor.settings import ServingSettings
 from predictor.sources.resolver import TweetResolver, create_source
 from predictor.sources.settings import TweetSourceSettings

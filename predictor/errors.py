@@ -1,7 +1,7 @@
 """Typed errors of the predictor, each with the one status code it maps to.
 
 Every module raises these. `classify` below is the one mapping point (KServe's
-and FastAPI's exceptions become ours); the edge (`predictor.edge`: the REST
+and FastAPI's exceptions become ours); the edge (`predictor.serving.edge`: the REST
 handlers and middleware, the gRPC interceptor) turns the result into the
 response, so a client always gets `{"error": "<message>"}` with the right
 HTTP status or gRPC code.

@@ -17,9 +17,9 @@ import numpy as np
 import orjson
 from kserve import InferOutput, InferRequest, InferResponse
 
-from predictor import kserve_compat
 from predictor.errors import BadInput
 from predictor.prediction import Prediction
+from predictor.serving import kserve_compat
 
 TEXT_INPUT = "text"
 LABEL_OUTPUT = "label"

@@ -15,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from predictor.users import polarity
+from predictor.routes.users import polarity
+from tools.http import CallFailed, call, fail
 
 
 def plot(summary: dict[str, Any], out: Path) -> None:
@@ -63,8 +64,6 @@ def plot(summary: dict[str, Any], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import httpx
-
     parser = argparse.ArgumentParser(
         prog="python -m tools.user_sentiment",
         description="Show a user's sentiment from a running predictor; optionally chart it.",
@@ -75,15 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--buckets", type=int, default=10)
     parser.add_argument("--png", type=Path, help="Write a chart of sentiment over time here.")
     args = parser.parse_args(argv)
-    resp = httpx.get(
-        f"{args.url.rstrip('/')}/v1/users/{args.username}/sentiment",
-        params={"window_days": args.window_days, "buckets": args.buckets, "points": True},
-        timeout=30,
-    )
-    if resp.status_code != 200:
-        print(f"error {resp.status_code}: {resp.text}", file=sys.stderr)
-        return 1
-    summary = resp.json()
+    try:
+        summary = call(
+            "GET",
+            f"{args.url.rstrip('/')}/v1/users/{args.username}/sentiment",
+            params={"window_days": args.window_days, "buckets": args.buckets, "points": True},
+            timeout=30,
+        )
+    except CallFailed as err:
+        return fail(err)
     shown = {k: v for k, v in summary.items() if k != "points"}
     print(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
     if args.png:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlops.feedback_data import FeedbackError, read_records, training_rows
-from predictor.featurestore.feedback import FeedbackRecord, text_hash
+from predictor.featurestore.feedback_log import FeedbackRecord, text_hash
 
 LABELS = ["negative", "neutral", "positive"]
 

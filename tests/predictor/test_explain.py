@@ -135,7 +135,7 @@ def test_explain_has_its_own_series_and_access_line(server: PredictorProcess) ->
 def test_cli_renders_a_png(server: PredictorProcess, tmp_path: Path) -> None:
     out = tmp_path / "why.png"
     done = subprocess.run(
-        [sys.executable, "-m", "predictor.explain", "I really love this nice phone",
+        [sys.executable, "-m", "tools.explain_png", "I really love this nice phone",
          "--url", server.url, "--png", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip

@@ -278,7 +278,7 @@ def cases() -> list[Case]:
         Case("v2-json", "other version, query", post(V2 + "?model_version=0", v2_body(["a"])),
              404, "the loaded version is"),
         Case("v2-json", "not json", post(V2, b"{oops", j), 400, "invalid"),
-        # v2 binary-data extension (KServe's decoder, fenced by predictor/binary_v2.py)
+        # v2 binary-data extension (KServe's decoder, fenced by predictor/serving/binary_v2.py)
         Case("v2-binary", "header abc", binary(OK_HEAD, TWO, ["abc"]), 400,
              "inference-header-content-length must be a non-negative integer"),
         Case("v2-binary", "header 1e3", binary(OK_HEAD, TWO, ["1e3"]), 400,
@@ -337,7 +337,7 @@ def cases() -> list[Case]:
              "which is 4 bytes, but binary_data_size is 5"),
         Case("v2-binary", "bytes left over", binary(OK_HEAD, TWO + b"junk"), 400,
              "byte(s) after the last binary input"),
-        # raw HTTP: what reaches only the connection layer (predictor/http_guard.py)
+        # raw HTTP: what reaches only the connection layer (predictor/serving/http_guard.py)
         Case("http", "64 MiB header",
              raw_http(P + b"X-Big: " + b"a" * (64 << 20) + b"\r\n" + CL + b"\r\n" + BODY), 431,
              "request headers exceed the limit"),

@@ -20,7 +20,7 @@ import httpx
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 
-from predictor.logs import REQUEST_ID, JsonFormatter
+from predictor.serving.logs import REQUEST_ID, JsonFormatter
 from tests.fixtures.predictor_proc import PredictorProcess
 from tests.fixtures.v2_grpc import infer_request
 

@@ -11,7 +11,7 @@ import pytest
 
 from harness.scrape import sample_sum
 from predictor.featurestore import keys
-from predictor.featurestore.feedback import FeedbackRecord, live_records, text_hash
+from predictor.featurestore.feedback_log import FeedbackRecord, live_records, text_hash
 from tests.fixtures.fake_x_api import FakeXApi
 from tests.fixtures.predictor_proc import PredictorProcess
 from tests.fixtures.redis_server import RedisServer

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from predictor.featurestore.history import HistoryEntry
-from predictor.users import polarity, summarise
+from predictor.routes.users import polarity, summarise
 from tests.fixtures.fake_x_api import FakeXApi
 from tests.fixtures.predictor_proc import REPO, PredictorProcess
 

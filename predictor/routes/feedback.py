@@ -6,7 +6,7 @@ label must be one of the model card's; the text is cut to the character cap and
 normalised exactly as for predict, and the served model's answer for it is taken
 through the same predict path (cache first), so the record holds both what was
 said and what should have been said. Storage is write-behind
-(`predictor.featurestore.feedback`); the answer is 202 Accepted.
+(`predictor.featurestore.feedback_log`); the answer is 202 Accepted.
 
 `GET /v1/models/{name}/feedback?limit=N` returns the stored records (newest N,
 oldest first) as JSON lines, so `mlops.cycle` can read feedback from any backend.
@@ -32,16 +32,16 @@ from prometheus_client import Counter
 
 from predictor.errors import BadInput, NotFound
 from predictor.featurestore import keys
-from predictor.featurestore.feedback import (
+from predictor.featurestore.feedback_log import (
     FEEDBACK_DROPPED,
     FeedbackLog,
     FeedbackRecord,
     text_hash,
 )
-from predictor.logs import REQUEST_ID
 from predictor.metrics import ModelSeries
 from predictor.model import SentimentModel
 from predictor.protocol import Decoded, Instance, Protocol
+from predictor.serving.logs import REQUEST_ID
 
 FEEDBACK = ModelSeries(
     Counter(

@@ -1,4 +1,4 @@
-"""`python -m predictor.settings_doc`: the settings tables in the READMEs, from the classes.
+"""`python -m tools.settings_doc`: the settings tables in the READMEs, from the classes.
 
 Hand-written tables drift (one already missed a variable), so each table sits
 between markers in its README and is rewritten from the fields' types,
@@ -82,7 +82,7 @@ def documents() -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m predictor.settings_doc", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.settings_doc", description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if a README is out of date")
     args = parser.parse_args(argv)
     stale = []
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 doc.write_text(new, encoding="utf-8")
     if args.check and stale:
         names = ", ".join(str(d.relative_to(REPO)) for d in stale)
-        print(f"settings tables out of date in {names}: run python -m predictor.settings_doc")
+        print(f"settings tables out of date in {names}: run python -m tools.settings_doc")
         return 1
     return 0
 

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from predictor import binary_v2, metrics
+from predictor import metrics
 from predictor.errors import (
     BadInput,
     Forbidden,
@@ -35,7 +35,8 @@ from predictor.errors import (
     PredictorError,
     classify,
 )
-from predictor.logs import REQUEST_ID
+from predictor.serving import binary_v2
+from predictor.serving.logs import REQUEST_ID
 from predictor.settings import ServingSettings
 
 log = logging.getLogger("predictor.access")

@@ -67,7 +67,7 @@ def configure(level: str = "INFO") -> None:
         lg = logging.getLogger(name)
         lg.handlers = []
         lg.propagate = True
-    # Replaced by our access log (predictor.edge), which skips health and metrics.
+    # Replaced by our access log (predictor.serving.edge), which skips health and metrics.
     for name in ("uvicorn.access", "kserve.trace"):
         lg = logging.getLogger(name)
         lg.handlers = []

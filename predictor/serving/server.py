@@ -22,11 +22,12 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from grpc import aio
 
-from predictor import binary_v2, kserve_compat, metrics
-from predictor.edge import EdgeMiddleware, GrpcEdge, install_error_handlers
+from predictor import metrics
 from predictor.errors import Forbidden
-from predictor.http_guard import HttpLimits, protocol_class
 from predictor.model import SentimentModel
+from predictor.serving import binary_v2, kserve_compat
+from predictor.serving.edge import EdgeMiddleware, GrpcEdge, install_error_handlers
+from predictor.serving.http_guard import HttpLimits, protocol_class
 from predictor.settings import ServingSettings
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ class PredictorServer:
             app,
             host="0.0.0.0",
             port=self.http_port,
-            log_config=None,  # predictor.logs configured logging already
+            log_config=None,  # predictor.serving.logs configured logging already
             access_log=False,  # the edge writes one JSON access line instead
             # A backstop only: the drain answers what is left before it cancels (_drain).
             timeout_graceful_shutdown=cast(int, s.drain_budget()[0]),

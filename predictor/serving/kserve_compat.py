@@ -4,7 +4,7 @@ The predictor uses KServe's data plane, its v1/v2 REST handlers and its gRPC
 servicer as they are, but owns the process life cycle (background load,
 readiness that follows the model, a drain on SIGTERM). That needs a few
 things KServe does not offer as a public API. Each one is a named seam
-here, with a test in `tests/predictor/test_kserve_compat.py` that names it,
+here, with a test in `tests/predictor/serving/test_kserve_compat.py` that names it,
 so a KServe upgrade breaks in one place with a message that says what moved.
 
 Public hooks we deliberately do not use: `ModelServer.start()` registers
@@ -57,7 +57,7 @@ class SeamBroken(RuntimeError):
     def __init__(self, seam: str, detail: str) -> None:
         super().__init__(
             f"KServe seam '{seam}' broke (written for kserve {KSERVE_VERSION}, running "
-            f"{INSTALLED_VERSION}): {detail}; see predictor/kserve_compat.py"
+            f"{INSTALLED_VERSION}): {detail}; see predictor/serving/kserve_compat.py"
         )
         self.seam = seam
 

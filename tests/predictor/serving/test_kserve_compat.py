@@ -1,4 +1,4 @@
-"""One test per KServe seam (predictor/kserve_compat.py): an upgrade that moves one of
+"""One test per KServe seam (predictor/serving/kserve_compat.py): an upgrade that moves one of
 KServe's internals fails here, by name, before it fails somewhere obscure."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from kserve import InferInput, ModelServer
 
-from predictor import kserve_compat
+from predictor.serving import kserve_compat
 
 
 def test_pinned_version_is_the_one_installed() -> None:

@@ -1,0 +1,1 @@
+"""The predictor's own REST routes beside KServe's, each behind its credential."""
