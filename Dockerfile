@@ -78,7 +78,7 @@ ENV PREDICTOR_MODEL_DIR=/mnt/models \
 USER 10001:10001
 EXPOSE 8080 8081
 ENTRYPOINT ["python", "-m", "predictor"]
-CMD ["--model_name", "sentiment", "--http_port", "8080", "--grpc_port", "8081"]
+CMD ["--model_name", "sentiment", "--http_port", "8080", "--grpc_port", "8081", "--bind_address", "0.0.0.0"]
 
 # --- baked (opt-in): the runtime plus one model version, for installs without model storage ------
 FROM app AS baked

@@ -20,6 +20,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parents=[kserve_compat.cli_parser()],
     )
     parser.add_argument("--log_level", default="INFO", help="Root log level.")
+    parser.add_argument(
+        "--bind_address",
+        default="127.0.0.1",
+        help="Address REST and gRPC listen on (default loopback; 0.0.0.0 for all interfaces, "
+        "as the container image and the chart set it).",
+    )
     parser.set_defaults(model_name=DEFAULT_MODEL_NAME)  # KServe's own default is "model"
     args = parser.parse_args(argv)
     if args.workers != 1:
@@ -37,10 +43,11 @@ def main(argv: list[str] | None = None, model_cls: type[SentimentModel] = Sentim
     warnings.filterwarnings("ignore", message=".*ORJSONResponse is deprecated.*")
     logs.configure(args.log_level)
     server = build_server(
-        Settings(),
+        Settings.load(),
         Listeners(
             http_port=args.http_port,
             grpc_port=args.grpc_port,
+            bind_address=args.bind_address,
             enable_grpc=args.enable_grpc,
             grpc_threads=args.max_threads,
             timeout_keep_alive=args.timeout_keep_alive,

@@ -5,7 +5,9 @@ environment or builds its own collaborators.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
 
 from predictor import DEFAULT_MODEL_NAME
 from predictor.engine import Engine
@@ -19,6 +21,7 @@ from predictor.model import SentimentModel
 from predictor.routes import feedback, users
 from predictor.serving.server import PredictorServer
 from predictor.settings import ServingSettings
+from predictor.settings_base import PredictorSettings, SecretsSettings
 from predictor.sources.resolver import TweetResolver, create_source
 from predictor.sources.settings import TweetSourceSettings
 
@@ -27,11 +30,27 @@ from predictor.sources.settings import TweetSourceSettings
 class Settings:
     """All settings of one predictor process, one instance per concern."""
 
-    serving: ServingSettings = field(default_factory=ServingSettings)
-    featurestore: FeatureStoreSettings = field(default_factory=FeatureStoreSettings)
-    tweets: TweetSourceSettings = field(default_factory=TweetSourceSettings)
-    feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
-    explain: ExplainSettings = field(default_factory=ExplainSettings)
+    serving: ServingSettings
+    featurestore: FeatureStoreSettings
+    tweets: TweetSourceSettings
+    feedback: FeedbackSettings
+    explain: ExplainSettings
+    secrets: SecretsSettings
+
+    @classmethod
+    def load(cls, **given: PredictorSettings) -> Settings:
+        """Every concern read once from the environment, `.env` and, for the feature store's
+        passwords, the mounted secret files; a concern in `given` is taken as it is (tests)."""
+        secrets = cast(SecretsSettings, given.get("secrets") or SecretsSettings())
+        read: dict[str, Callable[[], PredictorSettings]] = {
+            "serving": ServingSettings,
+            "featurestore": lambda: FeatureStoreSettings(_secrets_dir=secrets.existing_dir()),
+            "tweets": TweetSourceSettings,
+            "feedback": FeedbackSettings,
+            "explain": ExplainSettings,
+        }
+        built = {name: given.get(name) or make() for name, make in read.items()}
+        return cls(secrets=secrets, **built)  # type: ignore[arg-type]
 
 
 def build_model(
@@ -47,7 +66,12 @@ def build_model(
         settings.serving,
         engine=Engine(settings.serving),
         featurestore=store,
-        cache=PredictionCache(store, name),
+        cache=PredictionCache(
+            store,
+            name,
+            enabled=settings.featurestore.cache_enabled,
+            near_entries=settings.featurestore.near_cache_entries,
+        ),
         history=UserHistory(store, name),
         tweets=TweetResolver(create_source(settings.tweets), store, name),
         explain=settings.explain,
@@ -60,6 +84,9 @@ class Listeners:
 
     http_port: int = 8080
     grpc_port: int = 8081
+    # Loopback unless told otherwise: a laptop's `make serve` must not expose an
+    # unauthenticated API to its network; the image and the chart pass 0.0.0.0.
+    bind_address: str = "127.0.0.1"
     enable_grpc: bool = True
     grpc_threads: int = 4
     timeout_keep_alive: int = 65
@@ -82,6 +109,7 @@ def build_server(
         settings.serving,
         http_port=listeners.http_port,
         grpc_port=listeners.grpc_port,
+        bind_address=listeners.bind_address,
         enable_grpc=listeners.enable_grpc,
         grpc_threads=listeners.grpc_threads,
         timeout_keep_alive=listeners.timeout_keep_alive,

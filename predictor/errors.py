@@ -108,12 +108,9 @@ _GRPC_BY_STATUS = {
 }
 
 
-def classify(exc: BaseException) -> PredictorError:
-    """Map any exception met while serving to one typed error: the single mapping point.
-
-    KServe's and FastAPI's own exceptions become ours, so REST and gRPC answer
-    the same status with the same `{"error": ...}` message shape.
-    """
+def _framework_errors() -> dict[str, tuple[type[Exception], ...]]:
+    """KServe's and the web framework's exceptions, by what they become (imported on first
+    use: training and the tools import this module without a server)."""
     from fastapi.exceptions import RequestValidationError
     from kserve.errors import (
         InferenceError,
@@ -127,31 +124,58 @@ def classify(exc: BaseException) -> PredictorError:
     from starlette.exceptions import HTTPException
     from starlette.requests import ClientDisconnect
 
+    return {
+        "closed": (ClientDisconnect,),
+        "bad": (InvalidInput,),
+        "schema": (RequestValidationError,),
+        "missing": (ModelNotFound,),
+        "unready": (ModelNotReady, ServerNotReady, ServerNotLive),
+        "unsupported": (NotImplementedError, UnsupportedProtocol),
+        "http": (HTTPException,),
+        "inference": (InferenceError,),
+    }
+
+
+def handled_exceptions() -> tuple[type[Exception], ...]:
+    """Every exception type `classify` maps by name: the edge registers one handler for each
+    (a type only the catch-all `Exception` handler takes is re-raised by Starlette after the
+    answer, and logged by uvicorn as an application error)."""
+    return (PredictorError, *(t for types in _framework_errors().values() for t in types))
+
+
+def classify(exc: BaseException) -> PredictorError:
+    """Map any exception met while serving to one typed error: the single mapping point.
+
+    KServe's and FastAPI's own exceptions become ours, so REST and gRPC answer
+    the same status with the same `{"error": ...}` message shape.
+    """
     if isinstance(exc, PredictorError):
         return exc
-    if isinstance(exc, ClientDisconnect):
+    kinds = _framework_errors()
+    if isinstance(exc, kinds["closed"]):
         return ClientClosed("the client closed the connection before sending the whole request")
-    if isinstance(exc, InvalidInput):
+    if isinstance(exc, kinds["bad"]):
         return BadInput(str(exc))
-    if isinstance(exc, RequestValidationError):
+    if isinstance(exc, kinds["schema"]):
         # FastAPI reports both arms of KServe's `InferenceRequest | bytes` body; the
         # bytes arm only adds noise, and the model class name is no help to a client.
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e.get('loc', ())[2:]) or 'body'}: {e.get('msg')}"
-            for e in exc.errors()
+            for e in exc.errors()  # type: ignore[attr-defined]
             if tuple(e.get("loc", ()))[1:2] != ("bytes",)
         )
         return BadInput(f"invalid request body: {problems}")
-    if isinstance(exc, ModelNotFound):
+    if isinstance(exc, kinds["missing"]):
         return NotFound(str(exc))
-    if isinstance(exc, (ModelNotReady, ServerNotReady, ServerNotLive)):
+    if isinstance(exc, kinds["unready"]):
         return NotReady(str(exc))
-    if isinstance(exc, (NotImplementedError, UnsupportedProtocol)):
+    if isinstance(exc, kinds["unsupported"]):
         return Unsupported(str(exc) or "not implemented")
-    if isinstance(exc, HTTPException):
-        err = HTTPStatusError(str(exc.detail), exc.status_code)
-        err.grpc_code = _GRPC_BY_STATUS.get(exc.status_code, "UNKNOWN")  # type: ignore[misc]
+    if isinstance(exc, kinds["http"]):
+        status: int = exc.status_code  # type: ignore[attr-defined]
+        err = HTTPStatusError(str(exc.detail), status)  # type: ignore[attr-defined]
+        err.grpc_code = _GRPC_BY_STATUS.get(status, "UNKNOWN")  # type: ignore[misc]
         return err
-    if isinstance(exc, InferenceError):
+    if isinstance(exc, kinds["inference"]):
         return PredictorError(f"inference failed: {exc}")
     return PredictorError(f"internal error ({type(exc).__name__})")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -86,6 +87,9 @@ class SentimentModel(Model):
         self.tweets = tweets
         self._batcher: Batcher | None = None
         self.card: ServingCard | None = None
+        # Called once the model is ready (routes zero their series then; the model loads
+        # after the listeners bind).
+        self.on_ready: list[Callable[[], None]] = []
 
     # --- lifecycle -------------------------------------------------------
     def load(self) -> bool:
@@ -117,6 +121,8 @@ class SentimentModel(Model):
         metrics.PREDICTION_SCORE.labels(self.name)
         metrics.READY.labels(self.name).set(1)
         self.ready = True
+        for hook in self.on_ready:
+            hook()
         log.info(
             "model %s ready (batch cap %d, delay %.1f ms)",
             self.name,

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import re
 import sys
+import typing
 from enum import Enum
 from pathlib import Path
 
@@ -30,8 +31,9 @@ _MARKER = re.compile(
 def classes() -> dict[str, type[PredictorSettings]]:
     """Every settings class the composition root reads, by class name."""
     out: dict[str, type[PredictorSettings]] = {}
+    hints = typing.get_type_hints(Settings)
     for f in dataclasses.fields(Settings):
-        cls = f.default_factory
+        cls = hints[f.name]
         assert isinstance(cls, type) and issubclass(cls, PredictorSettings)
         out[cls.__name__] = cls
     return out

@@ -20,6 +20,8 @@ class Backend(abc.ABC):
 
     #: short name for metrics and logs (`memory`, `redis`)
     name: str = "backend"
+    #: the data lives in this process already (no near cache in front of it)
+    in_process: bool = False
 
     @abc.abstractmethod
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:

@@ -4,14 +4,13 @@ Each record is one list entry under `keys.feedback_key(model)`, appended through
 the backend's capped expiring list (RPUSH + LTRIM + EXPIRE on Redis), so the log
 is bounded by `feedback_max_entries` and forgotten `feedback_ttl_seconds` after
 the last write; records older than the TTL are also skipped on read. Writes
-leave the request path through their own write-behind queue: feedback has its
-own cap and TTL, not the prediction cache's.
+leave the request path through the store's one write-behind queue, with
+feedback's own cap and TTL (not the prediction cache's).
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import time
 from dataclasses import asdict, dataclass
 
@@ -20,14 +19,11 @@ from prometheus_client import Counter
 from pydantic import Field
 
 from predictor.featurestore import keys
-from predictor.featurestore.backend import BackendError
-from predictor.featurestore.breaker import ThrottledLog
 from predictor.featurestore.store import FeatureStore
-from predictor.featurestore.writer import WriteBehind, WriteOp
+from predictor.featurestore.writer import WriteOp
 from predictor.metrics import ModelSeries
 from predictor.settings_base import PredictorSettings
 
-log = logging.getLogger(__name__)
 NINETY_DAYS_S = 90 * 24 * 3600
 
 FEEDBACK_DROPPED = ModelSeries(
@@ -56,12 +52,6 @@ class FeedbackSettings(PredictorSettings):
         100_000,
         ge=1,
         description="Most feedback records kept per model; the oldest drop first.",
-    )
-    feedback_queue_size: int = Field(
-        1_000,
-        ge=1,
-        description="Feedback records waiting for the write-behind; beyond it they are "
-        "dropped and counted (predictor_feedback_dropped_total).",
     )
 
 
@@ -109,49 +99,26 @@ class FeedbackRecord:
 
 
 class FeedbackLog:
-    """Write-behind appends to, and reads of, one model's feedback list."""
+    """Appends to, and reads of, one model's feedback list, through the store's front door:
+    its one write-behind queue (flushed by the drain), breaker and health."""
 
     def __init__(self, store: FeatureStore, model: str, settings: FeedbackSettings) -> None:
         self.store = store
         self.model = model
         self.settings = settings
         self.key = keys.feedback_key(model)
-        self._errors = ThrottledLog(log, store.settings.error_log_interval_s)
-        self.writer = WriteBehind(
-            self._flush,
-            max_entries=settings.feedback_queue_size,
-            batch_entries=store.settings.write_batch_size,
-        )
-
-    def start(self) -> None:
-        self.writer.start()
-
-    async def close(self, timeout: float) -> None:
-        await self.writer.close(timeout)
 
     def record(self, rec: FeedbackRecord) -> None:
-        """Queue one record for after the response; a full queue drops and counts it."""
-        op = WriteOp(self.model, rec.version, history={self.key: [rec.encode()]})
-        if not self.writer.submit(op):
-            FEEDBACK_DROPPED.labels(self.model).inc()
-            self._errors.warning("feedback write queue full: dropping feedback")
-
-    async def _flush(self, ops: list[WriteOp]) -> None:
-        entries = [e for op in ops for e in op.history.get(self.key, [])]
-        store, s = self.store, self.settings
-        if not store.breaker.allow():
-            FEEDBACK_DROPPED.labels(self.model).inc(len(entries))
-            return
-        try:
-            await store.backend.append_history(
-                {self.key: entries}, s.feedback_max_entries, s.feedback_ttl_seconds
-            )
-        except BackendError as exc:
-            store.breaker.failure()
-            FEEDBACK_DROPPED.labels(self.model).inc(len(entries))
-            self._errors.warning("feedback write failed: %s", exc)
-        else:
-            store.breaker.success()
+        """Queue one record for after the response; a record not stored (queue full, store
+        down) is counted in predictor_feedback_dropped_total."""
+        op = WriteOp(
+            self.model,
+            rec.version,
+            history={self.key: [rec.encode()]},
+            list_limits=(self.settings.feedback_max_entries, self.settings.feedback_ttl_seconds),
+            dropped=FEEDBACK_DROPPED.labels(self.model).inc,
+        )
+        self.store.write(op)
 
     async def read(
         self, limit: int | None = None, now: float | None = None

@@ -64,7 +64,7 @@ class UserHistory:
 
     @property
     def cap(self) -> int:
-        return self.store.settings.history_cap
+        return self.store.history_cap
 
     def record(self, version: str, authored: Sequence[Authored]) -> None:
         """Queue one entry per authored prediction for write-behind (complete results only)."""

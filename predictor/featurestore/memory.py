@@ -19,6 +19,7 @@ class MemoryBackend(Backend):
     """LRU of at most `max_entries` keys; every key expires after its TTL."""
 
     name = "memory"
+    in_process = True
 
     def __init__(self, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_entries = max_entries

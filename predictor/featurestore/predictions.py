@@ -56,11 +56,15 @@ def decode_prediction(raw: bytes) -> Prediction | None:
 class PredictionCache:
     """Prediction lookups and writes for one model name, all versions and precisions."""
 
-    def __init__(self, store: FeatureStore, model: str) -> None:
+    def __init__(
+        self, store: FeatureStore, model: str, *, enabled: bool = True, near_entries: int = 0
+    ) -> None:
+        """`near_entries` is the in-process LRU in front of a remote store (0: none; the
+        memory backend already is in process)."""
         self.store = store
         self.model = model
-        remote = store.backend.name != "memory"  # the memory backend already is in process
-        self._near: LRU[Prediction] = LRU(store.settings.near_cache_entries if remote else 0)
+        self.enabled = enabled
+        self._near: LRU[Prediction] = LRU(0 if store.in_process else near_entries)
 
     def _count(self, version: str, result: str, n: int) -> None:
         if n:
@@ -70,7 +74,7 @@ class PredictionCache:
         self, version: str, precision: str, texts: Sequence[str]
     ) -> list[Prediction | None]:
         """Cached predictions in order, None for misses; near hits only when the store is out."""
-        if not self.store.settings.cache_enabled or not texts:
+        if not self.enabled or not texts:
             return [None] * len(texts)
         ks = [keys.prediction_key(self.model, version, precision, t) for t in texts]
         found = [self._near.get(k) for k in ks]
@@ -102,7 +106,7 @@ class PredictionCache:
         self, version: str, precision: str, computed: Sequence[tuple[str, Prediction]]
     ) -> None:
         """Queue freshly computed predictions as one write-behind op (complete results only)."""
-        if not self.store.settings.cache_enabled or not computed:
+        if not self.enabled or not computed:
             return
         op = WriteOp(self.model, version)
         for text, prediction in computed:

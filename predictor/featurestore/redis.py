@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from predictor.featurestore.backend import Backend, BackendError
-from predictor.featurestore.redis_url import RedisTarget, Topology, parse_redis_url
+from predictor.featurestore.redis_url import RedisTarget, Topology
 from predictor.featurestore.settings import FeatureStoreSettings
 
 T = TypeVar("T")
@@ -55,14 +55,14 @@ def _tls(settings: FeatureStoreSettings) -> dict[str, Any]:
     return {"ssl": True, "ssl_ca_certs": ca}
 
 
-def _standalone(url: str, target: RedisTarget, s: FeatureStoreSettings, timeout: float) -> Any:
+def _standalone(target: RedisTarget, s: FeatureStoreSettings, timeout: float) -> Any:
     extra: dict[str, Any] = {}
-    if "@" not in url.partition("://")[2]:  # no credentials in the URL: the settings' ones
+    if not target.credentials_in_url:  # the settings' (or secret files') credentials
         extra = {k: v for k, v in _auth(target, s).items() if v is not None}
-    if url.startswith("rediss://") and s.redis_tls_ca_file is not None:
+    if target.tls and s.redis_tls_ca_file is not None:
         extra["ssl_ca_certs"] = str(s.redis_tls_ca_file)
     pool = aioredis.BlockingConnectionPool.from_url(
-        url,
+        target.url,
         max_connections=s.max_connections,
         timeout=timeout,  # waiting for a free connection counts against the same budget
         socket_connect_timeout=s.connect_timeout_s,
@@ -113,14 +113,13 @@ def _cluster(target: RedisTarget, s: FeatureStoreSettings, timeout: float) -> An
     )
 
 
-def connect(url: str, settings: FeatureStoreSettings, timeout: float) -> Any:
-    """A redis-py client for the deployment `url` names (no I/O until the first command)."""
-    target = parse_redis_url(url)
+def connect(target: RedisTarget, settings: FeatureStoreSettings, timeout: float) -> Any:
+    """A redis-py client for the deployment `target` names (no I/O until the first command)."""
     if target.topology is Topology.SENTINEL:
         return _sentinel_master(target, settings, timeout)
     if target.topology is Topology.CLUSTER:
         return _cluster(target, settings, timeout)
-    return _standalone(url, target, settings, timeout)
+    return _standalone(target, settings, timeout)
 
 
 def _bytes(value: bytes | str) -> bytes:
@@ -133,11 +132,12 @@ class RedisBackend(Backend):
 
     name = "redis"
 
-    def __init__(self, url: str, settings: FeatureStoreSettings) -> None:
+    def __init__(self, target: RedisTarget, settings: FeatureStoreSettings) -> None:
+        """`target` is the URL parsed once, by the registry (`parse_redis_url`)."""
         self.prefix = settings.key_prefix
-        self.topology = parse_redis_url(url).topology
-        self._read = connect(url, settings, settings.lookup_timeout_s)
-        self._write = connect(url, settings, settings.write_timeout_s)
+        self.topology = target.topology
+        self._read = connect(target, settings, settings.lookup_timeout_s)
+        self._write = connect(target, settings, settings.write_timeout_s)
         self._read_deadline = settings.connect_timeout_s + 2 * settings.lookup_timeout_s
         self._cluster = self.topology is Topology.CLUSTER
 

@@ -47,6 +47,8 @@ class RedisTarget:
     db: int = 0
     username: str | None = None
     password: str | None = None
+    credentials_in_url: bool = False  # standalone: redis-py reads them from `url`
+    tls: bool = False  # rediss://
 
 
 def _hosts(netloc: str, default_port: int, scheme: str) -> tuple[tuple[str, int], ...]:
@@ -71,7 +73,12 @@ def parse_redis_url(url: str) -> RedisTarget:
             f"PREDICTOR_REDIS_URL scheme {scheme!r} is not one of {', '.join(SCHEMES)}"
         )
     if topology is Topology.STANDALONE:
-        return RedisTarget(topology, url=url)
+        return RedisTarget(
+            topology,
+            url=url,
+            credentials_in_url="@" in rest,
+            tls=scheme.lower() == "rediss",
+        )
     scheme = scheme.lower()
     if "?" in rest or "#" in rest:
         raise ValueError(

@@ -41,8 +41,9 @@ def _memory(_: str, settings: FeatureStoreSettings) -> Backend:
 
 def _redis(url: str, settings: FeatureStoreSettings) -> Backend:
     from predictor.featurestore.redis import RedisBackend  # imports redis only when used
+    from predictor.featurestore.redis_url import parse_redis_url
 
-    return RedisBackend(url, settings)
+    return RedisBackend(parse_redis_url(url), settings)
 
 
 register_backend("memory", _memory)

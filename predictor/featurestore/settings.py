@@ -4,22 +4,19 @@
 in-process memory backend, so a bare `make serve` needs nothing else running.
 
 Passwords also come from files, as Bitnami charts do: a Secret mounted at
-`PREDICTOR_SECRETS_DIR` (default /var/run/secrets/predictor) with files named
-like the variables (`PREDICTOR_REDIS_PASSWORD`, `PREDICTOR_REDIS_SENTINEL_PASSWORD`),
-so no password is in an env var or on a command line.
+`PREDICTOR_SECRETS_DIR` (`predictor.settings_base.SecretsSettings`; the
+composition root passes it as `_secrets_dir`) with files named like the
+variables (`PREDICTOR_REDIS_PASSWORD`, `PREDICTOR_REDIS_SENTINEL_PASSWORD`), so
+no password is in an env var or on a command line.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SecretsSettingsSource
 
 from predictor.settings_base import PredictorSettings
-
-DEFAULT_SECRETS_DIR = "/var/run/secrets/predictor"
 
 SIXTY_DAYS_S = 60 * 24 * 3600
 
@@ -127,19 +124,3 @@ class FeatureStoreSettings(PredictorSettings):
         if "{" in value or "}" in value:
             raise ValueError("must not contain { or }: Redis Cluster would hash only that part")
         return value
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Arguments, env, .env, then the mounted secret files, when the directory exists."""
-        sources = [init_settings, env_settings, dotenv_settings]
-        secrets = Path(os.environ.get("PREDICTOR_SECRETS_DIR", DEFAULT_SECRETS_DIR))
-        if secrets.is_dir():
-            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets))
-        return tuple(sources)

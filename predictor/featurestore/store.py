@@ -53,6 +53,15 @@ class FeatureStore:
     def ttl_s(self) -> int:
         return self.settings.cache_ttl_seconds
 
+    @property
+    def history_cap(self) -> int:
+        return self.settings.history_cap
+
+    @property
+    def in_process(self) -> bool:
+        """The backend keeps its data in this process (a near cache would only copy it)."""
+        return self.backend.in_process
+
     # --- life cycle ------------------------------------------------------
     async def start(self) -> None:
         """Start the writer and the health loop; a dead backend does not stop the start."""
@@ -123,28 +132,45 @@ class FeatureStore:
             raise UpstreamUnavailable(f"the feature store is unavailable: {exc}") from None
 
     # --- writes ----------------------------------------------------------
-    def write(self, op: WriteOp) -> None:
-        """Queue writes for after the response; a full queue drops and counts them."""
-        if not self.writer.submit(op):
-            metrics.CACHE_WRITE_ERRORS.labels(op.model, op.version).inc(op.size)
-            self._errors.warning(
-                "feature store write queue full (%d entries): dropping writes", self.writer.pending
-            )
+    def write(self, op: WriteOp) -> bool:
+        """Queue writes for after the response, every writer through the one queue (cache,
+        histories, feedback), so the drain flushes them all; a full queue drops and counts
+        them. False when dropped."""
+        if self.writer.submit(op):
+            return True
+        _lost(op)
+        self._errors.warning(
+            "feature store write queue full (%d entries): dropping writes", self.writer.pending
+        )
+        return False
 
     async def _flush(self, ops: list[WriteOp]) -> None:
         values: dict[str, bytes] = {}
-        history: dict[str, list[bytes]] = {}
+        lists: dict[tuple[int, int], dict[str, list[bytes]]] = {}
+        default = (self.settings.history_cap, self.ttl_s)
         for op in ops:
             values.update(op.values)
+            group = lists.setdefault(op.list_limits or default, {})
             for key, entries in op.history.items():
-                history.setdefault(key, []).extend(entries)
+                group.setdefault(key, []).extend(entries)
 
         async def run() -> None:
-            await self.backend.set_many(values, self.ttl_s)
-            await self.backend.append_history(history, self.settings.history_cap, self.ttl_s)
+            if values:
+                await self.backend.set_many(values, self.ttl_s)
+            for (cap, ttl_s), group in lists.items():
+                if group:
+                    await self.backend.append_history(group, cap, ttl_s)
 
         try:
             await self._guard("write", run)
         except Unavailable:
             for op in ops:
-                metrics.CACHE_WRITE_ERRORS.labels(op.model, op.version).inc(op.size)
+                _lost(op)
+
+
+def _lost(op: WriteOp) -> None:
+    """Count an op that was not stored, where its writer wants it counted."""
+    if op.dropped is not None:
+        op.dropped(op.size)
+    else:
+        metrics.CACHE_WRITE_ERRORS.labels(op.model, op.version).inc(op.size)

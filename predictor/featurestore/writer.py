@@ -25,6 +25,10 @@ class WriteOp:
     version: str  # "" for data no model version produced (fetched tweets)
     values: dict[str, bytes] = field(default_factory=dict)
     history: dict[str, list[bytes]] = field(default_factory=dict)
+    # (cap, ttl_s) of the lists in `history`; None: the per-user history's (the store's)
+    list_limits: tuple[int, int] | None = None
+    # counts this op's entries when they are not stored; None: as cache write errors
+    dropped: Callable[[int], None] | None = None
 
     @property
     def size(self) -> int:

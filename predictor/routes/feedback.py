@@ -18,15 +18,12 @@ live accuracy signal (dashboard panel and alert PredictorFeedbackAccuracyLow).
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from prometheus_client import Counter
 
@@ -95,27 +92,19 @@ def parse_body(raw: bytes, labels: list[str]) -> tuple[Instance, str, str | None
 
 
 def router(model: SentimentModel, log: FeedbackLog) -> APIRouter:
-    """The feedback routes for `model`, storing through `log` (started with the app)."""
+    """The feedback routes for `model`, storing through `log` (the feature store's own
+    write-behind, which the model's drain flushes)."""
 
-    async def zero_series() -> None:
+    def zero_series() -> None:
         """Every label x verdict series from the first scrape after load, at 0, so the
         first labels of a version count in increase() (the model loads after the bind)."""
-        while not model.ready:
-            await asyncio.sleep(0.05)
         for label in model.labels:
             for verdict in ("agree", "disagree"):
                 FEEDBACK.labels(model.name, label, verdict)
         FEEDBACK_DROPPED.labels(model.name)
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        log.start()
-        zeros = asyncio.get_running_loop().create_task(zero_series(), name="feedback-series")
-        yield
-        zeros.cancel()
-        await log.close(model.settings.drain_timeout_s)  # before the model drains the store
-
-    api = APIRouter(lifespan=lifespan)
+    model.on_ready.append(zero_series)
+    api = APIRouter()
 
     def check_name(name: str) -> None:
         if name != model.name:

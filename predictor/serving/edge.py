@@ -19,10 +19,8 @@ from urllib.parse import parse_qsl, urlencode
 import grpc
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from predictor import metrics
@@ -34,6 +32,7 @@ from predictor.errors import (
     PayloadTooLarge,
     PredictorError,
     classify,
+    handled_exceptions,
 )
 from predictor.serving import binary_v2
 from predictor.serving.logs import REQUEST_ID
@@ -98,28 +97,8 @@ async def error_response(_: Request, exc: Exception) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     """Replace KServe's handlers (which log a traceback per bad request and answer
     schema errors as FastAPI 422s) with one handler for everything."""
-    # ClientDisconnect by name: what only the catch-all `Exception` handler takes is
-    # re-raised by Starlette after answering, and uvicorn logs it as an application error.
-    for exc_type in (
-        Exception,
-        PredictorError,
-        RequestValidationError,
-        HTTPException,
-        ClientDisconnect,
-    ):
-        app.add_exception_handler(exc_type, error_response)
-    from kserve import errors as kerrors
-
-    for exc_type in (
-        kerrors.InvalidInput,
-        kerrors.InferenceError,
-        kerrors.ModelNotFound,
-        kerrors.ModelNotReady,
-        kerrors.ServerNotReady,
-        kerrors.ServerNotLive,
-        kerrors.UnsupportedProtocol,
-        NotImplementedError,
-    ):
+    handled: tuple[type[Exception], ...] = (Exception, *handled_exceptions())
+    for exc_type in handled:
         app.add_exception_handler(exc_type, error_response)
 
 

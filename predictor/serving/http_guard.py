@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 import httptools
 import orjson
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from predictor.serving.uvicorn_compat import STATUS_LINE, HttpToolsProtocol
 
 log = logging.getLogger("predictor.http")
 

@@ -37,6 +37,8 @@ INSTALLED_VERSION = version("kserve")
 
 __all__ = [
     "KSERVE_VERSION",
+    "MODEL_OVERRIDES",
+    "SERVICER_OVERRIDES",
     "InferenceServicer",
     "ModelServer",
     "SeamBroken",
@@ -44,11 +46,27 @@ __all__ = [
     "cli_parser",
     "guard_binary_decoder",
     "has_raw_data",
+    "new_rest_app",
     "pb",
     "register_routes",
-    "rest_app",
     "shadow_route",
 ]
+
+
+# Seam `InferenceServicer` overrides (predictor.serving.server._Servicer): readiness that
+# follows the model, and the repository guard. A rename upstream would drop the guard.
+SERVICER_OVERRIDES = ("ServerReady", "RepositoryModelLoad", "RepositoryModelUnload")
+# Seam `kserve.Model` hooks (predictor.model.SentimentModel), called by KServe's data plane.
+MODEL_OVERRIDES = (
+    "load",
+    "preprocess",
+    "validate",
+    "predict",
+    "explain",
+    "postprocess",
+    "get_input_types",
+    "get_output_types",
+)
 
 
 class SeamBroken(RuntimeError):
@@ -71,13 +89,19 @@ def cli_parser() -> Any:
     return parser
 
 
-def rest_app() -> FastAPI:
-    """Seam `model_server.app`: the module-global FastAPI app KServe's handlers are
-    written for (its own server imports it by the string 'kserve.model_server:app')."""
-    app = getattr(_model_server, "app", None)
-    if not isinstance(app, FastAPI):
-        raise SeamBroken("model_server.app", f"expected a FastAPI app, found {type(app)}")
-    return app
+def new_rest_app() -> FastAPI:
+    """A fresh FastAPI app set up as KServe's module-global one (`kserve.model_server.app`):
+    KServe's handlers return plain dicts and numpy values, written for its ORJSON default
+    response class. Each server builds its own, so tests can drive one in process."""
+    from fastapi.responses import ORJSONResponse
+
+    return FastAPI(
+        title="KServe ModelServer",
+        version=INSTALLED_VERSION,
+        docs_url=None,
+        redoc_url=None,
+        default_response_class=ORJSONResponse,
+    )
 
 
 def register_routes(app: FastAPI, server: ModelServer) -> None:

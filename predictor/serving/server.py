@@ -9,16 +9,15 @@ work, everything queued answered) before the process exits.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from concurrent import futures
 from typing import Any, cast
 
 import orjson
 import uvicorn
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
 from grpc import aio
 
@@ -28,17 +27,10 @@ from predictor.model import SentimentModel
 from predictor.serving import binary_v2, kserve_compat
 from predictor.serving.edge import EdgeMiddleware, GrpcEdge, install_error_handlers
 from predictor.serving.http_guard import HttpLimits, protocol_class
+from predictor.serving.uvicorn_compat import ServerWithoutSignals
 from predictor.settings import ServingSettings
 
 log = logging.getLogger(__name__)
-
-
-class _Uvicorn(uvicorn.Server):
-    """uvicorn without its own signal handlers: the PredictorServer owns SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 class _Servicer(kserve_compat.InferenceServicer):
@@ -70,6 +62,7 @@ class PredictorServer:
         *,
         http_port: int,
         grpc_port: int,
+        bind_address: str = "127.0.0.1",
         enable_grpc: bool = True,
         grpc_threads: int = 4,
         timeout_keep_alive: int = 65,
@@ -82,6 +75,7 @@ class PredictorServer:
         self.settings = settings
         self.http_port = http_port
         self.grpc_port = grpc_port
+        self.bind_address = bind_address
         self.enable_grpc = enable_grpc
         self.grpc_threads = grpc_threads
         self.timeout_keep_alive = timeout_keep_alive
@@ -111,8 +105,11 @@ class PredictorServer:
             )
 
     # --- assembly --------------------------------------------------------
-    def _rest(self) -> _Uvicorn:
-        app = kserve_compat.rest_app()
+    def rest_app(self) -> FastAPI:
+        """The whole REST API as this server's own ASGI app (no module globals, so tests
+        drive it in process): our routes, the edge, KServe's v1/v2 routes with readiness
+        and metadata shadowed, one error handler, the guarded v2 binary decoder."""
+        app = kserve_compat.new_rest_app()
         for router in self.routers:
             app.include_router(router)
         app.add_middleware(EdgeMiddleware, settings=self.settings, versions=self._versions)
@@ -121,11 +118,14 @@ class PredictorServer:
         kserve_compat.shadow_route(app, "/v2/models/{model_name}", self._metadata_route, ["GET"])
         install_error_handlers(app)
         kserve_compat.guard_binary_decoder(self.kserve, binary_v2.check)
+        return app
+
+    def _rest(self) -> ServerWithoutSignals:
         s = self.settings
         keep_alive = s.http_keep_alive_s or self.timeout_keep_alive
         config = uvicorn.Config(
-            app,
-            host="0.0.0.0",
+            self.rest_app(),
+            host=self.bind_address,
             port=self.http_port,
             log_config=None,  # predictor.serving.logs configured logging already
             access_log=False,  # the edge writes one JSON access line instead
@@ -142,7 +142,7 @@ class PredictorServer:
             ),
             ws="none",  # no WebSocket routes; Upgrade requests get a 400 (http_guard)
         )
-        return _Uvicorn(config)
+        return ServerWithoutSignals(config)
 
     def _versions(self) -> dict[str, str | None]:
         """The served model and its loaded version (None while it loads), for the edge."""
@@ -176,7 +176,7 @@ class PredictorServer:
             ],
         )
         kserve_compat.add_servicer(_Servicer(self), server)
-        server.add_insecure_port(f"[::]:{self.grpc_port}")
+        server.add_insecure_port(f"{grpc_host(self.bind_address)}:{self.grpc_port}")
         return server
 
     # --- life cycle ------------------------------------------------------
@@ -204,9 +204,10 @@ class PredictorServer:
         if grpc_server is not None:
             await grpc_server.start()
         log.info(
-            "listening: REST 0.0.0.0:%d (v1, v2), gRPC %s",
+            "listening: REST %s:%d (v1, v2), gRPC %s",
+            self.bind_address,
             self.http_port,
-            f"[::]:{self.grpc_port} (v2)" if grpc_server else "disabled",
+            f"{grpc_host(self.bind_address)}:{self.grpc_port} (v2)" if grpc_server else "disabled",
         )
         load_task = loop.create_task(self._load(), name="load")
         await self._stopping.wait()
@@ -215,7 +216,7 @@ class PredictorServer:
 
     async def _drain(
         self,
-        rest: _Uvicorn,
+        rest: ServerWithoutSignals,
         rest_task: asyncio.Task[None],
         grpc_server: aio.Server | None,
         load_task: asyncio.Task[None],
@@ -244,6 +245,14 @@ class PredictorServer:
             await asyncio.wait({listeners}, timeout=answer_s + 1)
         await self.model.drain(flush_s)
         log.info("drained; exiting")
+
+
+def grpc_host(bind_address: str) -> str:
+    """gRPC's form of the REST bind address: all interfaces is `[::]` (dual stack), an IPv6
+    address goes in brackets."""
+    if bind_address in ("0.0.0.0", "::"):
+        return "[::]"
+    return f"[{bind_address}]" if ":" in bind_address else bind_address
 
 
 def run(server: PredictorServer) -> int:

@@ -154,6 +154,7 @@ containers:
       - --http_port={{ $p.httpPort }}
       - --grpc_port={{ $p.grpcPort }}
       - --log_level={{ $p.logLevel }}
+      - --bind_address=0.0.0.0  {{- /* all interfaces in the pod; the binary defaults to loopback */}}
     ports:
       - name: http1
         containerPort: {{ $p.httpPort }}

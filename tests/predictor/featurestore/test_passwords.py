@@ -6,10 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
+from predictor.app import Settings
 from predictor.featurestore.backend import BackendError
 from predictor.featurestore.redis import RedisBackend
+from predictor.featurestore.redis_url import parse_redis_url
 from predictor.featurestore.settings import FeatureStoreSettings
 from tests.fixtures.redis_server import RedisServer
 
@@ -32,16 +34,22 @@ def secrets_dir(tmp_path: Path, **files: str) -> Path:
     return d
 
 
+def _read(monkeypatch: pytest.MonkeyPatch, url: str) -> FeatureStoreSettings:
+    """The feature store's settings as the composition root reads them (env + secret files)."""
+    monkeypatch.setenv("PREDICTOR_REDIS_URL", url)
+    return Settings.load().featurestore
+
+
 async def test_the_password_file_authenticates_a_url_without_one(
     guarded: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(
         "PREDICTOR_SECRETS_DIR", str(secrets_dir(tmp_path, PREDICTOR_REDIS_PASSWORD=PASSWORD))
     )
-    settings = FeatureStoreSettings(redis_url=SecretStr(guarded.url(password="")))
+    settings = _read(monkeypatch, guarded.url(password=""))
     assert settings.redis_password is not None
     assert settings.redis_password.get_secret_value() == PASSWORD
-    backend = RedisBackend(guarded.url(password=""), settings)
+    backend = RedisBackend(parse_redis_url(guarded.url(password="")), settings)
     try:
         await backend.set_many({"k": b"v"}, 60)
         assert await backend.get_many(["k"]) == [b"v"]
@@ -53,9 +61,9 @@ async def test_without_the_file_the_same_url_is_refused(
     guarded: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PREDICTOR_SECRETS_DIR", str(tmp_path / "absent"))
-    settings = FeatureStoreSettings(redis_url=SecretStr(guarded.url(password="")))
+    settings = _read(monkeypatch, guarded.url(password=""))
     assert settings.redis_password is None
-    backend = RedisBackend(guarded.url(password=""), settings)
+    backend = RedisBackend(parse_redis_url(guarded.url(password="")), settings)
     try:
         with pytest.raises(BackendError, match="Authentication"):
             await backend.ping()
@@ -70,7 +78,7 @@ async def test_a_password_in_the_url_wins_over_the_file(
         "PREDICTOR_SECRETS_DIR", str(secrets_dir(tmp_path, PREDICTOR_REDIS_PASSWORD=PASSWORD))
     )
     url = guarded.url(password="not-it")
-    backend = RedisBackend(url, FeatureStoreSettings(redis_url=SecretStr(url)))
+    backend = RedisBackend(parse_redis_url(url), _read(monkeypatch, url))
     try:
         with pytest.raises(BackendError, match=r"Authentication|invalid"):
             await backend.ping()

@@ -12,12 +12,13 @@ from pydantic import SecretStr
 
 from predictor.featurestore.backend import BackendError
 from predictor.featurestore.redis import RedisBackend
+from predictor.featurestore.redis_url import parse_redis_url
 from predictor.featurestore.settings import FeatureStoreSettings
 from tests.fixtures.redis_server import RedisServer
 
 
 def backend(url: str, **kw: object) -> RedisBackend:
-    return RedisBackend(url, FeatureStoreSettings(redis_url=SecretStr(url), **kw))  # type: ignore[arg-type]
+    return RedisBackend(parse_redis_url(url), FeatureStoreSettings(redis_url=SecretStr(url), **kw))  # type: ignore[arg-type]
 
 
 async def test_round_trip_with_prefix_and_ttl(redis_server: RedisServer) -> None:

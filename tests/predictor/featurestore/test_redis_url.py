@@ -8,8 +8,17 @@ from predictor.featurestore.redis_url import RedisTarget, Topology, parse_redis_
 
 
 def test_standalone_urls_are_left_to_redis_py() -> None:
-    for url in ("redis://:pw@h:6379/2", "rediss://h:6380/0", "unix:///run/redis.sock"):
-        assert parse_redis_url(url) == RedisTarget(Topology.STANDALONE, url=url)
+    """Parsed once: the URL is kept for redis-py, with what the backend needs to know of it
+    (whether it carries credentials, whether it is TLS)."""
+    cases = {
+        "redis://:pw@h:6379/2": (True, False),
+        "rediss://h:6380/0": (False, True),
+        "unix:///run/redis.sock": (False, False),
+    }
+    for url, (credentials, tls) in cases.items():
+        assert parse_redis_url(url) == RedisTarget(
+            Topology.STANDALONE, url=url, credentials_in_url=credentials, tls=tls
+        )
 
 
 def test_sentinel_url_names_sentinels_master_db_and_password() -> None:

@@ -194,10 +194,10 @@ async def test_a_value_that_does_not_decode_is_a_miss(
 async def test_near_cache_answers_repeats_without_a_round_trip(
     redis_server: RedisServer,
 ) -> None:
-    fs = make(redis_server.url(), near_cache_entries=2)
+    fs = make(redis_server.url())
     await fs.start()
     try:
-        cache = PredictionCache(fs, "m-near")
+        cache = PredictionCache(fs, "m-near", near_entries=2)
         cache.remember("a", "fp32", [("x", P)])
         await fs.writer.join()
         redis_server.stop()  # from here only the in-process layer can answer

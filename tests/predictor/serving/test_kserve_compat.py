@@ -28,15 +28,20 @@ def test_seam_model_server_parser_takes_kserve_flags() -> None:
     assert args.workers == 1 and isinstance(args.enable_grpc, bool)
 
 
-def test_seam_module_global_app_is_a_fastapi_app() -> None:
+def test_new_rest_app_is_set_up_as_kserves_own_and_not_shared() -> None:
+    """KServe's handlers are written for its global app's ORJSON default; ours copies that
+    set-up but every server gets a fresh app."""
     from kserve import model_server
 
-    app = kserve_compat.rest_app()
-    assert isinstance(app, FastAPI) and app is model_server.app
+    app = kserve_compat.new_rest_app()
+    assert isinstance(app, FastAPI) and app is not model_server.app
+    assert app is not kserve_compat.new_rest_app()
+    default = app.router.default_response_class
+    assert getattr(default, "value", default) is model_server.app.router.default_response_class
 
 
 def _fresh_app_with_routes() -> FastAPI:
-    app = FastAPI()
+    app = kserve_compat.new_rest_app()
     kserve_compat.register_routes(app, ModelServer(enable_grpc=False))
     return app
 
@@ -130,3 +135,34 @@ def test_seam_binary_decoder_runs_our_check_before_kserve_decodes() -> None:
     assert request.inputs[0].as_numpy().tolist() == [7]
     with pytest.raises(BadInput, match="checked first"):
         server.dataplane.decode(head + b"lie!", headers, "v2", "m")
+
+
+def _overridden(cls: type, base: type) -> set[str]:
+    """Public or hook methods `cls` defines that `base` (or its bases) also has."""
+    return {n for n, v in vars(cls).items() if callable(v) and hasattr(base, n)}
+
+
+def test_seam_servicer_overrides_exist_upstream() -> None:
+    """Seam `InferenceServicer` overrides: our readiness and the repository guard replace
+    these methods; if KServe renames one, ours would silently never be called."""
+    from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceServicer
+
+    from predictor.serving.server import _Servicer
+
+    for name in kserve_compat.SERVICER_OVERRIDES:
+        assert callable(getattr(kserve_compat.InferenceServicer, name, None)), name
+        assert callable(getattr(GRPCInferenceServiceServicer, name, None)), name
+    ours = _overridden(_Servicer, kserve_compat.InferenceServicer) - {"__init__"}
+    assert ours == set(kserve_compat.SERVICER_OVERRIDES)
+
+
+def test_seam_model_hooks_exist_upstream() -> None:
+    """Seam `kserve.Model` hooks: KServe's data plane calls these by name."""
+    from kserve import Model
+
+    from predictor.model import SentimentModel
+
+    for name in kserve_compat.MODEL_OVERRIDES:
+        assert callable(getattr(Model, name, None)), f"kserve.Model has no {name}"
+    ours = _overridden(SentimentModel, Model) - {"__init__"}
+    assert ours == set(kserve_compat.MODEL_OVERRIDES)
