@@ -35,7 +35,7 @@ Doc = dict[str, Any]
 KSERVE_ONLY_FIELDS = {
     "minReplicas", "maxReplicas", "scaleMetric", "scaleMetricType", "scaleTarget", "autoScaling",
     "containerConcurrency", "timeout", "canaryTrafficPercent", "labels", "annotations", "batcher",
-    "logger", "deploymentStrategy", "model", "workerSpec", "storageUris",
+    "logger", "deploymentStrategy", "model", "workerSpec", "storageUris", "name",
 }  # fmt: skip
 
 

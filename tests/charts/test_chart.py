@@ -173,14 +173,16 @@ def test_keda_scales_on_a_prometheus_query_with_a_gateway_canary() -> None:
     assert metric["type"] == "External"
     assert metric["external"]["metric"]["backend"] == "prometheus"
     assert 'pod=~"sentiment-predictor-.*"' in metric["external"]["metric"]["query"]
-    assert metric["external"]["target"] == {"type": "Value", "value": "30"}
+    # per pod over the summed query: test_operator_semantics checks what KServe and KEDA make of it
+    assert metric["external"]["target"]["type"] == "AverageValue"
     canary = isvc["spec"]["canary"]
     assert len(canary) == 1 and canary[0]["trafficPercent"] == 10
+    assert canary[0]["predictor"]["name"] == "canary"  # KServe names every spec.canary entry
     main = ct.container(canary[0]["predictor"], "kserve-container")
-    assert main["image"].endswith(":0.2.0")
-    assert ct.container(isvc["spec"]["predictor"], "kserve-container")["image"].endswith(":0.1.0")
-    # An image-only canary: the same model as the stable predictor.
-    assert ct.env_of(main)["STORAGE_URI"] == "pvc://sentiment-models/sentiment"
+    stable = ct.container(isvc["spec"]["predictor"], "kserve-container")
+    assert main["image"] == stable["image"]  # a model canary: the same runtime image
+    assert ct.env_of(main)["STORAGE_URI"].endswith(":20261015-a17b2e90")
+    assert ct.env_of(stable)["STORAGE_URI"].endswith(":20260901-3f2a9c1d")
 
 
 def test_knative_canary_and_scale_to_zero() -> None:
@@ -334,7 +336,7 @@ def test_network_policy_and_pdb_select_the_predictor_pods() -> None:
     assert policy["spec"]["podSelector"]["matchLabels"] == selector
     assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     ports = {p["port"] for p in policy["spec"]["ingress"][0]["ports"]}
-    assert ports == {8080, 8012, 8013}  # Knative's queue-proxy fronts the predictor
+    assert ports == {8012, 8013}  # Knative's queue-proxy fronts the predictor
     pdb = ct.one(docs, "PodDisruptionBudget")
     assert pdb["spec"]["selector"]["matchLabels"] == selector
     assert pdb["spec"]["maxUnavailable"] == 1
@@ -367,13 +369,14 @@ def test_observability_objects_are_off_by_default() -> None:
     assert not kinds & {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 
 
-def test_helm_test_pod_calls_readiness() -> None:
+def test_helm_test_pod_calls_readiness_then_predicts() -> None:
     docs = ct.render()
     pod = next(d for d in ct.by_kind(docs, "Pod"))
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     script = pod["spec"]["containers"][0]["args"][0]
     assert "http://sentiment-predictor.sentiment.svc.cluster.local" in script
     assert "/v2/health/ready" in script and "/v2/models/sentiment/ready" in script
+    assert "/v1/models/sentiment:predict" in script  # run by test_operator_semantics
 
 
 def test_notes_tell_how_to_call_and_watch() -> None:

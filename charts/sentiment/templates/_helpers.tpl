@@ -254,3 +254,23 @@ volumes:
 {{- define "sentiment.mlopsCycleClaim" -}}
 {{- default (printf "%s-models" (include "sentiment.fullname" .)) .Values.mlops.cycle.persistence.existingClaim -}}
 {{- end -}}
+
+{{/* KServe's payload logger (spec.predictor.logger) when logger.enabled; empty otherwise. */}}
+{{- define "sentiment.logger" -}}
+{{- if .Values.logger.enabled -}}
+logger:
+  mode: {{ .Values.logger.mode }}
+  url: {{ .Values.logger.url | quote }}
+{{- end -}}
+{{- end -}}
+
+{{/* The TCP port of logger.url: the one it names, else 443 for https and 80 for http. */}}
+{{- define "sentiment.loggerPort" -}}
+{{- $u := urlParse .Values.logger.url -}}
+{{- $hostPort := splitList ":" $u.host -}}
+{{- if gt (len $hostPort) 1 -}}
+{{- last $hostPort -}}
+{{- else -}}
+{{- ternary "443" "80" (eq $u.scheme "https") -}}
+{{- end -}}
+{{- end -}}

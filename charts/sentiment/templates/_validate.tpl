@@ -15,6 +15,13 @@
 {{- if and $v.canary.enabled (eq $p.deploymentMode "Standard") (not (or $v.canary.storageUri $v.canary.image.tag $v.canary.image.digest)) -}}
 {{- fail "canary.enabled in Standard mode needs canary.storageUri (a new model) or canary.image.tag/digest (a new image): the canary is a second predictor that must differ from the stable one" -}}
 {{- end -}}
+{{- if and $v.logger.enabled (not $v.logger.url) -}}
+{{- fail "logger.enabled needs logger.url: where KServe's agent sends the request/response events" -}}
+{{- end -}}
+{{- $c := $v.mlops.cycle -}}
+{{- if and $c.enabled (eq $v.model.storageUri (printf "pvc://%s/%s" (include "sentiment.mlopsCycleClaim" .) $c.publishPath)) -}}
+{{- fail (printf "model.storageUri %s is the parent of the version directories mlops.cycle publishes: serve one version, pvc://%s/%s/<version> (the directory mlops.cycle.stableDir names)" $v.model.storageUri (include "sentiment.mlopsCycleClaim" .) $c.publishPath) -}}
+{{- end -}}
 {{- if and $v.canary.enabled $v.canary.storageUri (not $v.model.storageUri) -}}
 {{- fail "canary.storageUri needs model.storageUri too: the stable model must come from storage for the canary's to replace it" -}}
 {{- end -}}
