@@ -76,7 +76,8 @@ def test_default_is_knative_with_redis_sidecar_and_v2_probes() -> None:
     assert [c["name"] for c in pod["containers"]] == ["kserve-container", "redis"]
     main = ct.container(pod, "kserve-container")
     assert main["args"] == [
-        "--model_name=sentiment", "--http_port=8080", "--grpc_port=8081", "--log_level=INFO"
+        "--model_name=sentiment", "--http_port=8080", "--grpc_port=8081", "--log_level=INFO",
+        "--bind_address=0.0.0.0",  # the binary binds loopback unless told
     ]  # fmt: skip
     # Knative accepts one port per pod; Redis declares none.
     assert [p["containerPort"] for c in pod["containers"] for p in c.get("ports", [])] == [8080]

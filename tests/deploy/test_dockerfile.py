@@ -141,7 +141,11 @@ def test_numeric_non_root_user_and_exec_entrypoint() -> None:
     entrypoint = next(line for line in runtime if line.startswith("ENTRYPOINT"))
     assert json.loads(entrypoint.removeprefix("ENTRYPOINT ")) == ["python", "-m", "predictor"]
     cmd = json.loads(next(line for line in runtime if line.startswith("CMD")).removeprefix("CMD "))
-    assert cmd == ["--model_name", "sentiment", "--http_port", "8080", "--grpc_port", "8081"]
+    # the binary binds loopback by default (a laptop's make serve); the image listens on all
+    assert cmd == [
+        "--model_name", "sentiment", "--http_port", "8080", "--grpc_port", "8081",
+        "--bind_address", "0.0.0.0",
+    ]  # fmt: skip
 
 
 def _first_party_imports(package: str) -> set[str]:
