@@ -63,7 +63,7 @@ def test_a_concurrent_change_to_the_same_lines_is_refused_cleanly(
     with Checkout(GitTarget(str(remote), VALUES)) as co:
         assert co.commit(CANARY, MESSAGE)
         racer = commit_elsewhere(remote, tmp_path, VALUES, by_hand, "by hand\n")
-        with pytest.raises(GitError, match="refused: .* changed by another commit"):
+        with pytest.raises(GitError, match=r"refused: .* changed by another commit"):
             co.push("v2")
     assert git("rev-parse", "main", cwd=remote).strip() == racer  # the remote as they left it
     assert show(remote, "main", VALUES) == by_hand
