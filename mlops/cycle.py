@@ -56,8 +56,8 @@ from mlops.gates import Check, LiveRules, OfflineRules, Verdict, live_checks, of
 from mlops.gates import verdict as worst
 from mlops.gitops import GitError, GitTarget, commit_step
 from mlops.heldout import HeldOutError
-from mlops.live import DEFAULT_KEY_PREFIX, NoData, from_prometheus
-from mlops.prom import PromError, Prometheus
+from mlops.live import NoData, from_prometheus
+from mlops.prom import PromError, Prometheus, duration, duration_seconds
 from mlops.publish import PublishError, claim_dir, publish
 from predictor.featurestore.feedback_log import FeedbackSettings
 from predictor.modelcard import ServingCard
@@ -190,19 +190,16 @@ def feedback_check(
                  Verdict.ROLLBACK)  # fmt: skip
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
 def evidence_window(window: str, since: float, now: float) -> str:
     """The live window, cut to the time since the current step was written: a step is only
     judged on traffic it has seen, so a second run right after a step holds."""
     if since <= 0:
         return window
     try:
-        limit = int(window[:-1]) * _UNITS[window[-1]]
-    except (ValueError, KeyError, IndexError):
-        raise CycleError(f"--canary-window {window!r}: a number and one of s, m, h, d") from None
-    return f"{max(1, min(limit, int(now - since)))}s"
+        limit = duration_seconds(window)
+    except ValueError as exc:
+        raise CycleError(f"--canary-window: {exc}") from None
+    return f"{max(1, int(min(limit, now - since)))}s"
 
 
 def decide_canary(
@@ -374,8 +371,9 @@ def decide_idle(
 # --- CLI -----------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     o, lv = OfflineRules(), LiveRules()
-    p = cli_parser(__doc__, ("--stable", "the stable model directory (until a promotion "
-                                         "records another in the state)"))  # fmt: skip
+    stable = ("--stable", "the stable model directory (until a promotion records another in "
+              "the state)")  # fmt: skip
+    p = cli_parser("mlops.cycle", __doc__, stable)
     p.add_argument("--stable-uri", default="", help="the stable model's storageUri, for the record")
     p.add_argument(
         "--state",
@@ -398,9 +396,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--prometheus", metavar="URL", required=True)
     p.add_argument(
-        "--feedback", metavar="SOURCE", help="redis://..., http(s)://PREDICTOR or a JSON-lines file"
+        "--feedback",
+        metavar="SOURCE",
+        help="the feature store as the predictor names it (redis://, rediss://, "
+        "redis+sentinel://, redis+cluster://; passwords from PREDICTOR_SECRETS_DIR), "
+        "http(s)://PREDICTOR or a JSON-lines file",
     )
-    p.add_argument("--key-prefix", default=DEFAULT_KEY_PREFIX)
+    p.add_argument(
+        "--key-prefix",
+        default=None,
+        help="feature store key prefix (default: PREDICTOR_KEY_PREFIX, else the predictor's)",
+    )
     p.add_argument(
         "--feedback-ttl-s",
         type=float,
@@ -413,7 +419,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--publish-to", default="", help="pvc://CLAIM/PATH, s3://... or oci://...")
     p.add_argument("--pvc-root", type=Path, help="where the pvc:// claim is mounted")
     p.add_argument("--deployment-mode", choices=("Knative", "Standard"), default="Knative")
-    p.add_argument("--window", default="1h", help="evidence window (drift, accuracy)")
+    p.add_argument(
+        "--window", type=duration, default="1h", help="evidence window (drift, accuracy)"
+    )
     p.add_argument("--max-psi", type=float, default=0.2)
     p.add_argument("--min-count", type=int, default=100, help="predictions before drift counts")
     p.add_argument("--min-feedback", type=int, default=20, help="labels before accuracy counts")
@@ -424,7 +432,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="retrain when feedback agrees less often than this",
     )
     p.add_argument("--steps", default=",".join(map(str, STEPS)))
-    p.add_argument("--canary-window", default=lv.window)
+    p.add_argument("--canary-window", type=duration, default=lv.window)
     p.add_argument("--min-requests", type=float, default=lv.min_requests)
     p.add_argument("--max-error-increase", type=float, default=lv.max_error_increase)
     p.add_argument("--p99-tolerance", type=float, default=lv.p99_tolerance)
