@@ -381,7 +381,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=Path("mlops-cycle/state.yaml"),
         help="ConfigMap-shaped YAML holding the loop's state",
     )
-    p.add_argument("--state-name", default="sentiment-mlops-cycle", help="its metadata.name")
+    p.add_argument(
+        "--state-name", default="", help="its metadata.name (default: <model>-mlops-cycle)"
+    )
     p.add_argument(
         "--values-out",
         type=Path,
@@ -585,7 +587,8 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> Decisio
         header = "".join(f"# {line}\n" for line in [f"decision: {d.action}", *d.reasons])
         _write_atomic(args.values_out, header + yaml.safe_dump(d.values, sort_keys=False))
         out(f"wrote {args.values_out}")
-    _write_atomic(args.state, yaml.safe_dump(configmap(args.state_name, d.state, d.values),
+    name = args.state_name or f"{ServingCard.read(Path(state.stable_dir)).name}-mlops-cycle"
+    _write_atomic(args.state, yaml.safe_dump(configmap(name, d.state, d.values),
                                              sort_keys=False))  # fmt: skip
     out(f"wrote {args.state}")
     return d

@@ -133,7 +133,9 @@ def test_the_feedback_gate_holds_on_one_side_and_the_step_lands_in_git(
     values: Any = show(remote, "main", VALUES)
     assert values == {**RELEASE, "canary": {"enabled": True, "trafficPercent": 50,
                                             "storageUri": CANARY_URI}}  # fmt: skip
-    recorded = yaml.safe_load(yaml.safe_load(state.read_text())["data"]["state.yaml"])
+    doc = yaml.safe_load(state.read_text())
+    assert doc["metadata"]["name"] == "sentiment-mlops-cycle"  # named after the card's model
+    recorded = yaml.safe_load(doc["data"]["state.yaml"])
     assert recorded["candidate"]["percent"] == 50
     assert recorded["last_decision"]["commit"] == head
 

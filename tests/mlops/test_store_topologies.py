@@ -79,7 +79,7 @@ def predictor_writes(
     """What a predictor pod configured with `url` writes: cached answers and feedback."""
 
     async def write() -> None:
-        backend = RedisBackend(url, FeatureStoreSettings(redis_url=url))  # type: ignore[arg-type]
+        backend = RedisBackend(url, FeatureStoreSettings(redis_url=url))
         try:
             items = {keys.prediction_key("sentiment", VERSION, "fp32", t): encode_prediction(p)
                      for t, p in predictions.items()}  # fmt: skip
