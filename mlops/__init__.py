@@ -18,12 +18,15 @@ def configure_logging() -> None:
 
 
 def cli_parser(
-    doc: str | None, model_dir: tuple[str, str] | None = None
+    module: str, doc: str | None, model_dir: tuple[str, str] | None = None
 ) -> argparse.ArgumentParser:
     """An argument parser that prints the module docstring (exit codes included) as written;
-    `model_dir` = (flag, help) adds a model-directory option defaulting to SERVING_DIR."""
+    its usage line says `python -m <module>`, the command a user types (argparse would say
+    `cycle.py`); `model_dir` = (flag, help) adds a model-directory option (SERVING_DIR)."""
     p = argparse.ArgumentParser(
-        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=f"python -m {module}",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     if model_dir is not None:
         p.add_argument(model_dir[0], type=Path, default=SERVING_DIR, help=model_dir[1])

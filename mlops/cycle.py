@@ -54,9 +54,10 @@ from mlops.feedback_data import (
 )
 from mlops.gates import Check, LiveRules, OfflineRules, Verdict, live_checks, offline_checks
 from mlops.gates import verdict as worst
+from mlops.gitops import GitError, GitTarget, commit_step
 from mlops.heldout import HeldOutError
-from mlops.live import DEFAULT_KEY_PREFIX, NoData, from_prometheus
-from mlops.prom import PromError, Prometheus
+from mlops.live import NoData, from_prometheus
+from mlops.prom import PromError, Prometheus, duration, duration_seconds
 from mlops.publish import PublishError, claim_dir, publish
 from predictor.featurestore.feedback_log import FeedbackSettings
 from predictor.modelcard import ServingCard
@@ -167,7 +168,9 @@ def _mark(c: Check) -> str:
 def feedback_check(
     prom: Prometheus, model: str, stable: str, canary: str, window: str, args: argparse.Namespace
 ) -> Check:
-    """Live accuracy: the canary may agree with feedback at most --max-accuracy-drop less."""
+    """Live accuracy: the canary may agree with feedback at most --max-accuracy-drop less than
+    stable. Both sides need their own labels in the window: the canary's count alone says
+    nothing about whether it is better or worse, so without stable's the gate holds."""
     c = live_accuracy(prom, model, canary, window)
     s = live_accuracy(prom, model, stable, window)
     name = "feedback accuracy"
@@ -176,16 +179,15 @@ def feedback_check(
         return Check(name, False, f"{c.total:.0f} feedback labels on the canary in "
                      f"{window} {need}", Verdict.HOLD)  # fmt: skip
     assert c.ratio is not None
-    if s.ratio is None:
-        return Check(name, True, f"canary {c.ratio:.1%} of {c.total:.0f}; stable has no "
-                     "feedback to compare with", Verdict.HOLD)  # fmt: skip
+    if s.ratio is None or s.total < args.min_stable_feedback:
+        need = f"(needs {args.min_stable_feedback})"
+        return Check(name, False, f"canary {c.ratio:.1%} of {c.total:.0f}, but only "
+                     f"{s.total:.0f} labels on stable in {window} {need}: nothing to "
+                     "compare with", Verdict.HOLD)  # fmt: skip
     ok = c.ratio >= s.ratio - args.max_accuracy_drop
     return Check(name, ok, f"feedback agrees with canary {c.ratio:.1%} ({c.total:.0f}) vs "
                  f"stable {s.ratio:.1%} ({s.total:.0f}); may drop {args.max_accuracy_drop:.0%}",
                  Verdict.ROLLBACK)  # fmt: skip
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def evidence_window(window: str, since: float, now: float) -> str:
@@ -194,10 +196,10 @@ def evidence_window(window: str, since: float, now: float) -> str:
     if since <= 0:
         return window
     try:
-        limit = int(window[:-1]) * _UNITS[window[-1]]
-    except (ValueError, KeyError, IndexError):
-        raise CycleError(f"--canary-window {window!r}: a number and one of s, m, h, d") from None
-    return f"{max(1, min(limit, int(now - since)))}s"
+        limit = duration_seconds(window)
+    except ValueError as exc:
+        raise CycleError(f"--canary-window: {exc}") from None
+    return f"{max(1, int(min(limit, now - since)))}s"
 
 
 def decide_canary(
@@ -369,8 +371,9 @@ def decide_idle(
 # --- CLI -----------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     o, lv = OfflineRules(), LiveRules()
-    p = cli_parser(__doc__, ("--stable", "the stable model directory (until a promotion "
-                                         "records another in the state)"))  # fmt: skip
+    stable = ("--stable", "the stable model directory (until a promotion records another in "
+              "the state)")  # fmt: skip
+    p = cli_parser("mlops.cycle", __doc__, stable)
     p.add_argument("--stable-uri", default="", help="the stable model's storageUri, for the record")
     p.add_argument(
         "--state",
@@ -378,7 +381,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=Path("mlops-cycle/state.yaml"),
         help="ConfigMap-shaped YAML holding the loop's state",
     )
-    p.add_argument("--state-name", default="sentiment-mlops-cycle", help="its metadata.name")
+    p.add_argument(
+        "--state-name", default="", help="its metadata.name (default: <model>-mlops-cycle)"
+    )
     p.add_argument(
         "--values-out",
         type=Path,
@@ -393,9 +398,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--prometheus", metavar="URL", required=True)
     p.add_argument(
-        "--feedback", metavar="SOURCE", help="redis://..., http(s)://PREDICTOR or a JSON-lines file"
+        "--feedback",
+        metavar="SOURCE",
+        help="the feature store as the predictor names it (redis://, rediss://, "
+        "redis+sentinel://, redis+cluster://; passwords from PREDICTOR_SECRETS_DIR), "
+        "http(s)://PREDICTOR or a JSON-lines file",
     )
-    p.add_argument("--key-prefix", default=DEFAULT_KEY_PREFIX)
+    p.add_argument(
+        "--key-prefix",
+        default=None,
+        help="feature store key prefix (default: PREDICTOR_KEY_PREFIX, else the predictor's)",
+    )
     p.add_argument(
         "--feedback-ttl-s",
         type=float,
@@ -408,7 +421,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--publish-to", default="", help="pvc://CLAIM/PATH, s3://... or oci://...")
     p.add_argument("--pvc-root", type=Path, help="where the pvc:// claim is mounted")
     p.add_argument("--deployment-mode", choices=("Knative", "Standard"), default="Knative")
-    p.add_argument("--window", default="1h", help="evidence window (drift, accuracy)")
+    p.add_argument(
+        "--window", type=duration, default="1h", help="evidence window (drift, accuracy)"
+    )
     p.add_argument("--max-psi", type=float, default=0.2)
     p.add_argument("--min-count", type=int, default=100, help="predictions before drift counts")
     p.add_argument("--min-feedback", type=int, default=20, help="labels before accuracy counts")
@@ -419,16 +434,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="retrain when feedback agrees less often than this",
     )
     p.add_argument("--steps", default=",".join(map(str, STEPS)))
-    p.add_argument("--canary-window", default=lv.window)
+    p.add_argument("--canary-window", type=duration, default=lv.window)
     p.add_argument("--min-requests", type=float, default=lv.min_requests)
     p.add_argument("--max-error-increase", type=float, default=lv.max_error_increase)
     p.add_argument("--p99-tolerance", type=float, default=lv.p99_tolerance)
     p.add_argument("--p99-slack-ms", type=float, default=lv.p99_slack_s * 1000)
     p.add_argument("--min-canary-feedback", type=int, default=10)
+    p.add_argument(
+        "--min-stable-feedback",
+        type=int,
+        default=10,
+        help="labels on stable in the canary window; fewer: the feedback gate holds",
+    )
     p.add_argument("--max-accuracy-drop", type=float, default=0.05)
     p.add_argument("--max-f1-drop", type=float, default=o.max_f1_drop)
     p.add_argument("--min-agreement", type=float, default=o.min_agreement)
     p.add_argument("--eval-size", type=int, default=o.eval_size)
+    g = p.add_argument_group(
+        "GitOps delivery",
+        "commit each values step to the repository Argo CD / Flux syncs (besides --values-out)",
+    )
+    g.add_argument(
+        "--git-repo", metavar="URL", help="clone URL (ssh://, git@host:, https://, a path)"
+    )
+    g.add_argument("--git-path", default="mlops/step.yaml", help="the values file in the repo")
+    g.add_argument("--git-branch", default="main", help="the branch the controller syncs")
+    g.add_argument(
+        "--git-new-branch",
+        action="store_true",
+        help="push each step to a new branch (--git-branch-prefix + version-action) for review",
+    )
+    g.add_argument("--git-branch-prefix", default="mlops/")
+    g.add_argument("--git-ssh-key-file", type=Path, help="SSH private key (a mounted Secret)")
+    g.add_argument("--git-known-hosts-file", type=Path, help="known_hosts for the Git host")
+    g.add_argument("--git-token-file", type=Path, help="HTTPS token (a mounted Secret)")
+    g.add_argument("--git-username", default="x-access-token", help="HTTPS user for the token")
+    g.add_argument("--git-author", default="mlops-cycle <mlops-cycle@users.noreply.local>")
     p.add_argument("--force", action="store_true", help="retrain without a signal")
     p.add_argument("--dry-run", action="store_true", help="print the decision, write nothing")
     args, rest = p.parse_known_args(argv)
@@ -439,7 +480,69 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.steps = tuple(sorted(int(s) for s in args.steps.split(",")))
     except ValueError:
         p.error(f"--steps {args.steps!r}: comma-separated percentages")
+    try:
+        args.git = git_target(args)
+    except GitError as exc:
+        p.error(str(exc))
     return args  # fmt: skip
+
+
+def git_target(args: argparse.Namespace) -> GitTarget | None:
+    """The GitOps target the flags name, or None (write the files only)."""
+    if not args.git_repo:
+        return None
+    for flag in ("git_ssh_key_file", "git_known_hosts_file", "git_token_file"):
+        path = getattr(args, flag)
+        if path is not None and not path.is_file():
+            raise GitError(f"--{flag.replace('_', '-')} {path}: no such file")
+    return GitTarget(
+        args.git_repo, args.git_path, args.git_branch, args.git_new_branch,
+        args.git_branch_prefix, args.git_ssh_key_file, args.git_known_hosts_file,
+        args.git_token_file, args.git_username, args.git_author,
+    )  # fmt: skip
+
+
+def _figures(model_dir: str) -> str:
+    """The held-out figures a card records (what the commit message carries)."""
+    try:
+        card = ServingCard.read(Path(model_dir))
+    except (OSError, ValueError):
+        return "card unreadable"
+    m = (card.model_extra or {}).get("metrics") or {}
+    acc, f1 = m.get("accuracy"), m.get("macro_f1")
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in (("accuracy", acc), ("macro-F1", f1))
+                      if isinstance(v, int | float))  # fmt: skip
+    return f"{card.version}: held-out {shown or 'figures not recorded'}"
+
+
+def commit_message(d: Decision, before: State, stages: Stages) -> tuple[str, str]:
+    """(message, branch topic) of the commit carrying a values step: a subject a reviewer can
+    read in `git log --oneline`, the gates and figures in the body, trailers to grep."""
+    assert d.state is not None
+    cand = d.state.candidate or before.candidate
+    model = ServingCard.read(Path(before.stable_dir)).name
+    version = cand.version if cand else d.state.stable_version
+    percent = d.state.candidate.percent if d.state.candidate else None
+    subject = {
+        "canary": f"{model}: canary {version} at {percent}%",
+        "step": f"{model}: canary {version} to {percent}%",
+        "promote": f"{model}: promote {version} to stable (was {before.stable_version})",
+        "rollback": f"{model}: roll back canary {version}; {before.stable_version} keeps all",
+    }.get(d.action, f"{model}: {d.action} {version}")
+    figures = [f"stable {_figures(before.stable_dir)}"]
+    if cand is not None:
+        figures.append(f"candidate {_figures(cand.dir)}")
+    body = [
+        f"decision: {d.action}", *(f"  {r}" for r in d.reasons), "",
+        "model cards:", *(f"  {f}" for f in figures), "", stages.line(), "",
+        f"Mlops-Decision: {d.action}", f"Mlops-Model: {model}",
+        f"Mlops-Stable-Version: {before.stable_version}",
+    ]  # fmt: skip
+    if cand is not None:
+        body += [f"Mlops-Candidate-Version: {cand.version}",
+                 f"Mlops-Candidate-Uri: {cand.storage_uri}"]  # fmt: skip
+    topic = f"{version}-{d.action}" + (f"-{percent}" if percent is not None else "")
+    return subject + "\n\n" + "\n".join(body) + "\n", topic
 
 
 def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> Decision:
@@ -466,11 +569,26 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> Decisio
     if d.state is None or args.dry_run:
         return d
     d.state.last_decision = {"action": d.action, "reasons": d.reasons}
+    if d.values is not None and args.git is not None:
+        # first: when the push fails, nothing is recorded and the next run tries again
+        message, topic = commit_message(d, state, stages)
+        try:
+            pushed = commit_step(args.git, d.values, message, topic,
+                                 [f"decision: {d.action}", *d.reasons])  # fmt: skip
+        except GitError as exc:
+            raise CycleError(f"committing the step to {args.git.repo} failed: {exc}") from exc
+        if pushed.commit is None:
+            out(f"{args.git.path} on {pushed.branch} already holds this step: nothing committed")
+        else:
+            out(f"committed {pushed.commit[:12]} to {pushed.branch} of {args.git.repo}")
+            d.state.last_decision["commit"] = pushed.commit
+            d.state.last_decision["branch"] = pushed.branch
     if d.values is not None:
         header = "".join(f"# {line}\n" for line in [f"decision: {d.action}", *d.reasons])
         _write_atomic(args.values_out, header + yaml.safe_dump(d.values, sort_keys=False))
         out(f"wrote {args.values_out}")
-    _write_atomic(args.state, yaml.safe_dump(configmap(args.state_name, d.state, d.values),
+    name = args.state_name or f"{ServingCard.read(Path(state.stable_dir)).name}-mlops-cycle"
+    _write_atomic(args.state, yaml.safe_dump(configmap(name, d.state, d.values),
                                              sort_keys=False))  # fmt: skip
     out(f"wrote {args.state}")
     return d

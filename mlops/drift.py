@@ -18,7 +18,6 @@ from pathlib import Path
 
 from mlops import cli_parser, configure_logging
 from mlops.live import (
-    DEFAULT_KEY_PREFIX,
     Distribution,
     NoData,
     align_scores,
@@ -26,8 +25,9 @@ from mlops.live import (
     from_prometheus,
     reference,
 )
-from mlops.prom import PromError, Prometheus
+from mlops.prom import PromError, Prometheus, duration
 from mlops.stats import ChiSquare, chi_square, psi_terms
+from mlops.store import StoreError, store_settings
 from predictor.modelcard import ServingCard
 
 log = logging.getLogger("mlops.drift")
@@ -132,17 +132,27 @@ def plot(report: DriftReport, path: Path) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = cli_parser(__doc__, ("--model-dir", "model directory whose card holds the reference"))
+    p = cli_parser(
+        "mlops.drift", __doc__, ("--model-dir", "model directory whose card holds the reference")
+    )
     p.add_argument("--version", default="", help="live version to read (default: the card's)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--prometheus", metavar="URL", help="Prometheus base URL")
-    src.add_argument("--redis", metavar="URL", help="feature store Redis URL")
+    src.add_argument(
+        "--redis",
+        metavar="URL",
+        help="the feature store as the predictor names it (redis://, rediss://, "
+        "redis+sentinel://, redis+cluster://); passwords, TLS CA and key prefix from the "
+        "predictor's PREDICTOR_* settings and secret files",
+    )
     p.add_argument(
         "--key-prefix",
-        default=DEFAULT_KEY_PREFIX,
-        help="feature store key prefix (PREDICTOR_KEY_PREFIX of the predictor)",
+        default=None,
+        help="feature store key prefix (default: PREDICTOR_KEY_PREFIX, else the predictor's)",
     )
-    p.add_argument("--window", default="1h", help="Prometheus range, e.g. 30m, 1h, 1d")
+    p.add_argument(
+        "--window", type=duration, default="1h", help="Prometheus range, e.g. 30m, 1h, 1d"
+    )
     p.add_argument(
         "--max-psi",
         type=float,
@@ -168,9 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.prometheus:
             live = from_prometheus(Prometheus(args.prometheus), card.name, version, args.window)
         else:
-            live = from_featurestore(args.redis, card, version, args.key_prefix)
+            live = from_featurestore(store_settings(args.redis, args.key_prefix), card, version)
         report = compare(card, live)
-    except (NoData, PromError, OSError, ValueError) as exc:
+    except (NoData, PromError, StoreError, OSError, ValueError) as exc:
         log.error("%s", exc)
         return ERROR
     print(table(report))

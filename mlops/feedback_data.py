@@ -1,7 +1,8 @@
 """Production feedback for the loop: where to read it, what it says, and training rows from it.
 
-Sources (`--feedback`): `redis://...` (the shared feature store; the list
-`<prefix>fb:<model>`), `http(s)://predictor` (the predictor's
+Sources (`--feedback`): a feature-store URL (`redis://`, `rediss://`,
+`redis+sentinel://`, `redis+cluster://`, a plugin's scheme: the list `keys.feedback_key`
+read through the predictor's own backend, mlops.store), `http(s)://predictor` (the predictor's
 `GET /v1/models/<name>/feedback`, which works with any backend), or a file of
 JSON lines (CI, or a copy). Each record is the one `predictor.featurestore.feedback_log`
 writes. Training rows keep the newest label per text; the accuracy signal is
@@ -14,9 +15,10 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from mlops.live import DEFAULT_KEY_PREFIX
 from mlops.prom import Prometheus, selector
+from mlops.store import is_store_url, read_list, store_settings
 from predictor.featurestore import keys
 from predictor.featurestore.feedback_log import FeedbackRecord, live_records
 
@@ -31,21 +33,16 @@ def read_records(
     source: str,
     model: str,
     ttl_s: float,
-    key_prefix: str = DEFAULT_KEY_PREFIX,
+    key_prefix: str | None = None,
     limit: int = 100_000,
 ) -> list[FeedbackRecord]:
-    """Every record within `ttl_s` from `source`, oldest first."""
+    """Every record within `ttl_s` from `source`, oldest first. A store URL is read with the
+    predictor's own backend and settings (mlops.store): its topologies, password files, TLS
+    and PREDICTOR_KEY_PREFIX (or `key_prefix`)."""
     raw: list[bytes]
     try:
-        if source.startswith(("redis://", "rediss://", "unix://")):
-            import redis
-
-            client = redis.Redis.from_url(source, socket_timeout=10)
-            try:
-                found = client.lrange(key_prefix + keys.feedback_key(model), -limit, -1)
-                raw = [v if isinstance(v, bytes) else str(v).encode() for v in found]
-            finally:
-                client.close()
+        if is_store_url(source):
+            raw = read_list(store_settings(source, key_prefix), keys.feedback_key(model), limit)
         elif source.startswith(("http://", "https://")):
             import httpx
 
@@ -58,9 +55,18 @@ def read_records(
             raw = resp.content.splitlines()
         else:
             raw = Path(source).read_bytes().splitlines()
-    except Exception as exc:  # redis, httpx and OS errors alike: the source is unusable
-        raise FeedbackError(f"feedback source {source}: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:  # store, httpx and OS errors alike: the source is unusable
+        raise FeedbackError(f"feedback source {_safe(source)}: {type(exc).__name__}: "
+                            f"{exc}") from exc  # fmt: skip
     return live_records(raw, ttl_s)
+
+
+def _safe(source: str) -> str:
+    """The source as it may be logged: a password in a URL is masked."""
+    parts = urlsplit(source)
+    if parts.password:
+        return source.replace(f":{parts.password}@", ":***@")
+    return source
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ Two live sources, both per model version:
   to count answers by label (`predictor_predictions_total{model,version,label}`)
   and to observe top-class scores (`predictor_prediction_score` histogram).
 - The feature store (`from_featurestore`): the predictions Redis still caches for
-  that version, i.e. distinct texts answered within the cache TTL. One pod's
-  sidecar only, but it works with the series the predictor exports today.
+  that version, i.e. distinct texts answered within the cache TTL: one pod's sidecar,
+  or the shared store (standalone, TLS, Sentinel, Cluster) every replica writes to.
 """
 
 from __future__ import annotations
@@ -19,12 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlops.prom import Prometheus, selector
-from predictor.featurestore import keys
+from mlops.store import StoreError, scan_predictions
 from predictor.featurestore.predictions import decode_prediction
 from predictor.featurestore.settings import FeatureStoreSettings
 from predictor.modelcard import ServingCard
 
-DEFAULT_KEY_PREFIX = str(FeatureStoreSettings.model_fields["key_prefix"].default)
 LABEL_COUNTER = "predictor_predictions_total"
 SCORE_HISTOGRAM = "predictor_prediction_score"
 
@@ -129,39 +128,18 @@ def summarise(
 
 
 def from_featurestore(
-    redis_url: str,
+    store: FeatureStoreSettings,
     card: ServingCard,
     version: str,
-    key_prefix: str = DEFAULT_KEY_PREFIX,
     max_entries: int = 200_000,
 ) -> Distribution:
-    """The predictions cached for `version` in Redis (distinct texts within the TTL)."""
-    import redis
-
-    client = redis.Redis.from_url(redis_url, socket_timeout=5)
-    prefix = key_prefix + keys.prediction_prefix(card.name, version)
-    found: list[tuple[str, float]] = []
-    batch: list[bytes] = []
-
-    def flush() -> None:
-        for raw in client.mget(batch):
-            p = decode_prediction(raw) if isinstance(raw, bytes) else None
-            if p is not None:
-                found.append((p.label, p.score))
-        batch.clear()
-
+    """The predictions the feature store caches for `version` (distinct texts within the
+    TTL), read through the predictor's own backend code (mlops.store): any topology."""
     try:
-        for key in client.scan_iter(match=f"{prefix}*", count=1000):
-            batch.append(key)
-            if len(batch) >= 500:
-                flush()
-            if len(found) + len(batch) >= max_entries:
-                break
-        flush()
-    except redis.RedisError as exc:
-        raise NoData(f"feature store unreachable: {exc}") from exc
-    finally:
-        client.close()
+        raw = scan_predictions(store, card.name, version, max_entries)
+    except StoreError as exc:
+        raise NoData(str(exc)) from exc
+    found = [(p.label, p.score) for p in map(decode_prediction, raw) if p is not None]
     if not found:
         raise NoData(f"the feature store holds no predictions of {card.name} {version}")
     return summarise(found, card.labels, reference(card).score_le)

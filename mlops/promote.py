@@ -32,7 +32,7 @@ from mlops.gates import (
     verdict,
 )
 from mlops.heldout import HeldOutError
-from mlops.prom import PromError, Prometheus
+from mlops.prom import PromError, Prometheus, duration
 from mlops.storageuri import StorageUri
 from predictor.modelcard import ServingCard
 
@@ -44,7 +44,7 @@ FAILED = 1
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     o, lv = OfflineRules(), LiveRules()
-    p = cli_parser(__doc__)
+    p = cli_parser("mlops.promote", __doc__)
     p.add_argument("--stable", type=Path, required=True, help="model directory serving now")
     p.add_argument("--candidate", type=Path, required=True, help="model directory to promote")
     p.add_argument(
@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min-agreement", type=float, default=o.min_agreement)
     p.add_argument("--eval-size", type=int, default=o.eval_size)
     p.add_argument("--prometheus", metavar="URL", help="Prometheus for the live canary rules")
-    p.add_argument("--window", default=lv.window, help="live window, e.g. 10m")
+    p.add_argument("--window", type=duration, default=lv.window, help="live window, e.g. 10m")
     p.add_argument("--min-requests", type=float, default=lv.min_requests)
     p.add_argument("--max-error-increase", type=float, default=lv.max_error_increase)
     p.add_argument("--p99-tolerance", type=float, default=lv.p99_tolerance)

@@ -328,7 +328,7 @@ class _Modelcar:
 
 def main(argv: list[str] | None = None) -> int:
     configure_logging()
-    p = cli_parser(__doc__)
+    p = cli_parser("mlops.publish", __doc__)
     p.add_argument("model_dir", type=Path, help="model directory (model.pt, tokenizer.json, card)")
     p.add_argument(
         "--to", required=True, help="s3://BUCKET/PREFIX, oci://REGISTRY/REPO or pvc://CLAIM/PATH"

@@ -31,7 +31,11 @@ REPORT = "candidate_report"
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
-    p = cli_parser(__doc__, ("--serving", "the model directory serving now (read, never written)"))
+    p = cli_parser(
+        "mlops.retrain",
+        __doc__,
+        ("--serving", "the model directory serving now (read, never written)"),
+    )
     p.add_argument(
         "--candidates",
         type=Path,

@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
         text = render()
         current = path.read_text() if path.exists() else None
         if current == text:
+            if not args.check:  # silence would look like a run that did nothing at all
+                print(f"{path} is up to date")
             continue
         if args.check:
             stale.append(path)
@@ -36,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {path}")
     for path in stale:
         print(f"{path} is out of date: run python -m observability", file=sys.stderr)
+    if args.check and not stale:
+        print("dashboard and alert rules are up to date")
     return 1 if stale else 0
 
 

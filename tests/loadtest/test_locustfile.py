@@ -13,12 +13,12 @@ from harness.servers import PredictorProcess
 
 
 def locust(
-    host: str, *args: str, env: dict[str, str] | None = None
+    host: str, *args: str, env: dict[str, str] | None = None, cwd: Path = REPO
 ) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "locust", "-f", str(REPO / "loadtest" / "locustfile.py"),
            "--headless", "--host", host, "--only-summary", *args]  # fmt: skip
     return subprocess.run(
-        cmd, capture_output=True, text=True, timeout=90, cwd=REPO, env={**os.environ, **(env or {})}
+        cmd, capture_output=True, text=True, timeout=90, cwd=cwd, env={**os.environ, **(env or {})}
     )
 
 
@@ -44,3 +44,17 @@ def test_locust_refuses_a_remote_host() -> None:
     assert out.returncode != 0
     assert "non-loopback" in out.stderr
     assert "Ramping" not in out.stderr  # it never started users
+
+
+def test_locust_runs_from_any_directory(
+    predictor: PredictorProcess, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Started outside the repository (Locust puts only the file's directory on sys.path)."""
+    out = locust(
+        predictor.url, "-u", "1", "-r", "1", "-t", "2s", "--csv", str(tmp_path / "run"),
+        env={"LOADTEST_MODEL_DIR": str(tiny_model_dir)}, cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "ModuleNotFoundError" not in out.stderr
+    rows = {r["Name"]: r for r in csv.DictReader((tmp_path / "run_stats.csv").open())}
+    assert int(rows["Aggregated"]["Request Count"]) > 0

@@ -259,13 +259,16 @@ def test_drift_and_contradicting_feedback_retrain_publish_and_promote(loop: Loop
     csel = f'{{version="{cand["version"]}"}}'
 
     def live_evidence(texts: list[str], feedback_before: float) -> None:
-        """Traffic on both versions, and the contradicting labels again on the canary."""
+        """Traffic on both versions, and the contradicting labels again on both (the feedback
+        gate compares the two sides; the canary's labels alone would hold)."""
         for i in range(0, len(texts), 4):
             assert v1(loop.stable, texts[i : i + 4]).status_code == 200
             assert v1(canary, texts[i : i + 4]).status_code == 200
         for text, served in zip(contradicted, answers(loop.stable, contradicted), strict=True):
             feedback(canary, text, next(lb for lb in LABELS if lb != served))
+            feedback(loop.stable, text, next(lb for lb in LABELS if lb != served))
         wait_counted(loop.prometheus, f"sum(predictor_feedback_total{csel})", feedback_before + 25)
+        wait_counted(loop.prometheus, f"sum(predictor_feedback_total{sel})", feedback_before + 50)
 
     live_evidence(corpus[2000:2200], 0)
     code, out = loop.run()

@@ -13,6 +13,7 @@ from mlops.live import (
     reference,
     summarise,
 )
+from mlops.store import store_settings
 from predictor.modelcard import ServingCard
 from tests.mlops.conftest import StoreBacked, card, with_card
 
@@ -62,8 +63,8 @@ def test_featurestore_window_counts_what_the_predictor_answered(
     texts = [f"live text number {i} about {w}" for i, w in enumerate(["rain", "cake"] * 40)]
     answers = fresh_store.answer(texts + texts[:10])  # repeats are cache hits, stored once
     fresh_store.wait_stored(len(texts))
-    window = from_featurestore(fresh_store.redis.url(), ServingCard.read(stable_dir),
-                               fresh_store.version)  # fmt: skip
+    window = from_featurestore(store_settings(fresh_store.redis.url()),
+                               ServingCard.read(stable_dir), fresh_store.version)  # fmt: skip
     expected = Counter(a["label"] for a in answers[: len(texts)])
     assert window.labels == {k: float(expected.get(k, 0)) for k in window.labels}
     bins = np.searchsorted(LE, [a["score"] for a in answers[: len(texts)]], side="left")
@@ -76,4 +77,6 @@ def test_featurestore_window_of_an_unserved_version_is_no_data(
     fresh_store.answer(["something for the stable version"])
     fresh_store.wait_stored(1)
     with pytest.raises(NoData, match="no predictions"):
-        from_featurestore(fresh_store.redis.url(), ServingCard.read(stable_dir), "never-served")
+        from_featurestore(
+            store_settings(fresh_store.redis.url()), ServingCard.read(stable_dir), "never-served"
+        )

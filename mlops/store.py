@@ -1,0 +1,116 @@
+"""The feature store as the predictor reaches it, for the offline tools (drift, the cycle).
+
+Every store the predictor supports works here because it is the predictor's own code:
+the backend comes from `predictor.featurestore.registry.create_backend` (standalone,
+`rediss://` TLS, Sentinel, Cluster, unix sockets, and any plugin backend), with the same
+`FeatureStoreSettings`: `PREDICTOR_REDIS_*` and `PREDICTOR_KEY_PREFIX` from the environment
+and the passwords from the mounted files in `PREDICTOR_SECRETS_DIR`, exactly as the pod
+reads them. Keys come from `predictor.featurestore.keys`; the backend adds the prefix.
+Only the SCAN of one version's predictions (which the Backend interface has no verb for)
+opens a redis-py client itself, through the same `connect` the backend uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+
+from predictor.featurestore import keys
+from predictor.featurestore.backend import BackendError
+from predictor.featurestore.registry import create_backend
+from predictor.featurestore.settings import FeatureStoreSettings
+
+# Offline reads may wait longer than a request may: seconds, not the request path's 0.25 s.
+OFFLINE_TIMEOUT_S = 10.0
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
+
+
+class StoreError(RuntimeError):
+    """The feature store could not be read (unreachable, refused, not a shared store)."""
+
+
+def is_store_url(source: str) -> bool:
+    """A URL naming a feature-store backend (not a predictor's HTTP API or a file path)."""
+    scheme = urlsplit(source).scheme.lower()
+    return "://" in source and scheme not in ("http", "https", "file", "")
+
+
+def store_settings(url: str, key_prefix: str | None = None) -> FeatureStoreSettings:
+    """The predictor's feature-store settings with `url` as the backend (and `key_prefix`
+    when given; else PREDICTOR_KEY_PREFIX or its default)."""
+    if urlsplit(url).scheme.lower() == "memory":
+        raise StoreError(
+            "memory:// lives inside the predictor's process; read it through the predictor "
+            "(--feedback http://PREDICTOR) or point the predictor at a shared Redis"
+        )
+    extra = {} if key_prefix is None else {"key_prefix": key_prefix}
+    return FeatureStoreSettings(
+        redis_url=SecretStr(url),
+        connect_timeout_s=OFFLINE_TIMEOUT_S,
+        lookup_timeout_s=OFFLINE_TIMEOUT_S,
+        write_timeout_s=OFFLINE_TIMEOUT_S,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def read_list(settings: FeatureStoreSettings, key: str, limit: int) -> list[bytes]:
+    """The newest `limit` entries of a capped list (e.g. `keys.feedback_key(model)`)."""
+
+    async def read() -> list[bytes]:
+        backend = create_backend(settings)
+        try:
+            return await backend.read_history(key, limit)
+        finally:
+            await backend.close()
+
+    try:
+        return asyncio.run(read())
+    except (BackendError, ValueError) as exc:
+        raise StoreError(str(exc)) from exc
+
+
+def scan_predictions(
+    settings: FeatureStoreSettings, model: str, version: str, max_entries: int
+) -> list[bytes]:
+    """The cached prediction values of one model version (every precision), at most
+    `max_entries`; every shard of a cluster is scanned."""
+    from redis.exceptions import RedisError
+
+    from predictor.featurestore.redis import connect
+
+    url = settings.redis_url.get_secret_value() if settings.redis_url else ""
+    if urlsplit(url).scheme.lower() not in REDIS_SCHEMES:
+        raise StoreError(f"scanning predictions needs a Redis URL ({', '.join(REDIS_SCHEMES)})")
+    prefix = settings.key_prefix
+    pattern = prefix + keys.prediction_prefix(model, version) + "*"
+
+    async def scan() -> list[bytes]:
+        client = connect(url, settings, OFFLINE_TIMEOUT_S)
+        backend = create_backend(settings)
+        found: list[bytes] = []
+        batch: list[str] = []
+
+        async def flush() -> None:
+            found.extend(v for v in await backend.get_many(batch) if v is not None)
+            batch.clear()
+
+        try:
+            async for raw in client.scan_iter(match=pattern, count=1000):
+                key = raw.decode() if isinstance(raw, bytes) else str(raw)
+                batch.append(key[len(prefix) :])  # the backend puts the prefix back
+                if len(batch) >= 500:
+                    await flush()
+                if len(found) + len(batch) >= max_entries:
+                    break
+            await flush()
+        finally:
+            await client.aclose()
+            await backend.close()
+        return found[:max_entries]
+
+    try:
+        return asyncio.run(scan())
+    except (BackendError, RedisError, OSError, ValueError) as exc:
+        raise StoreError(f"feature store unreachable: {type(exc).__name__}: {exc}") from exc
