@@ -21,6 +21,7 @@ from predictor.featurestore import keys
 from predictor.featurestore.backend import BackendError
 from predictor.featurestore.registry import create_backend
 from predictor.featurestore.settings import FeatureStoreSettings
+from predictor.settings_base import SecretsSettings
 
 # Offline reads may wait longer than a request may: seconds, not the request path's 0.25 s.
 OFFLINE_TIMEOUT_S = 10.0
@@ -47,6 +48,7 @@ def store_settings(url: str, key_prefix: str | None = None) -> FeatureStoreSetti
         )
     extra = {} if key_prefix is None else {"key_prefix": key_prefix}
     return FeatureStoreSettings(
+        _secrets_dir=SecretsSettings().existing_dir(),  # the pod's mounted password files
         redis_url=SecretStr(url),
         connect_timeout_s=OFFLINE_TIMEOUT_S,
         lookup_timeout_s=OFFLINE_TIMEOUT_S,
@@ -79,6 +81,7 @@ def scan_predictions(
     from redis.exceptions import RedisError
 
     from predictor.featurestore.redis import connect
+    from predictor.featurestore.redis_url import parse_redis_url
 
     url = settings.redis_url.get_secret_value() if settings.redis_url else ""
     if urlsplit(url).scheme.lower() not in REDIS_SCHEMES:
@@ -87,7 +90,7 @@ def scan_predictions(
     pattern = prefix + keys.prediction_prefix(model, version) + "*"
 
     async def scan() -> list[bytes]:
-        client = connect(url, settings, OFFLINE_TIMEOUT_S)
+        client = connect(parse_redis_url(url), settings, OFFLINE_TIMEOUT_S)
         backend = create_backend(settings)
         found: list[bytes] = []
         batch: list[str] = []

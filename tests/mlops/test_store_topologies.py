@@ -24,10 +24,11 @@ from mlops.store import StoreError, store_settings
 from predictor.featurestore import keys
 from predictor.featurestore.feedback_log import FeedbackRecord, text_hash
 from predictor.featurestore.predictions import encode_prediction
-from predictor.featurestore.redis import RedisBackend
+from predictor.featurestore.registry import create_backend
 from predictor.featurestore.settings import FeatureStoreSettings
 from predictor.modelcard import ServingCard
 from predictor.prediction import Prediction
+from predictor.settings_base import SecretsSettings
 
 PASSWORD = "mlops-store-pw-7f3a"
 PREFIX = "team-a:"
@@ -79,7 +80,8 @@ def predictor_writes(
     """What a predictor pod configured with `url` writes: cached answers and feedback."""
 
     async def write() -> None:
-        backend = RedisBackend(url, FeatureStoreSettings(redis_url=url))
+        pod = FeatureStoreSettings(_secrets_dir=SecretsSettings().existing_dir(), redis_url=url)
+        backend = create_backend(pod)  # as the pod builds it (Settings.load)
         try:
             items = {keys.prediction_key("sentiment", VERSION, "fp32", t): encode_prediction(p)
                      for t, p in predictions.items()}  # fmt: skip
