@@ -238,6 +238,7 @@ def encode_v2(
         wanted = {o.name for o in requested}
         outputs = [o for o in outputs if o.name in wanted]
     truncated = [i for i, p in enumerate(predictions) if p.truncated]
+    # OIP parameters are scalars on both wires: the indices travel as "0,2" (README)
     parameters: dict[str, Any] = {"truncated_count": len(truncated)}
     if truncated:
         parameters["truncated_indices"] = ",".join(map(str, truncated))

@@ -147,6 +147,20 @@ def _observed(
 Versions = Callable[[], Mapping[str, str | None]]
 
 
+def check_version(versions: Mapping[str, str | None], model: str, version: str) -> None:
+    """The one version rule of every wire: a request naming a version gets the loaded one or
+    404 naming it (503 while loading; 404 for a model this server does not have)."""
+    if model not in versions:
+        raise NotFound(f"Model with name {model} does not exist.")
+    loaded = versions[model]
+    if loaded is None:
+        raise NotReady(f"model {model} is not ready (loading); retry shortly")
+    if version != loaded:
+        raise NotFound(
+            f"model {model} has no version '{version}'; the loaded version is '{loaded}'"
+        )
+
+
 class EdgeMiddleware:
     """Pure ASGI (no per-request object churn): ids, size guard, metrics, access log.
 
@@ -211,18 +225,9 @@ class EdgeMiddleware:
         named = _MODEL_PATH.match(path)
         assert named is not None
         model = named.group("model")
-        versions = self.versions()
-        if model not in versions:
-            raise NotFound(f"Model with name {model} does not exist.")
-        loaded = versions[model]
-        if loaded is None:
-            raise NotReady(f"model {model} is not ready (loading); retry shortly")
         wanted = [match.group("version")] if match else []
         for version in [*wanted, *asked]:
-            if version != loaded:
-                raise NotFound(
-                    f"model {model} has no version '{version}'; the loaded version is '{loaded}'"
-                )
+            check_version(self.versions(), model, version)
         new_path = f"/v2/models/{model}{match.group('rest') or ''}" if match else path
         kept = urlencode([(k, v) for k, v in query if k != "model_version"])
         return {
@@ -316,7 +321,8 @@ class GrpcEdge(grpc.aio.ServerInterceptor):
     UNKNOWN; parsed here, it is INVALID_ARGUMENT with a message.
     """
 
-    def __init__(self, access_log: bool = True) -> None:
+    def __init__(self, versions: Versions, access_log: bool = True) -> None:
+        self.versions = versions
         self.access_log = access_log
 
     async def intercept_service(
@@ -359,6 +365,9 @@ class GrpcEdge(grpc.aio.ServerInterceptor):
             try:
                 if bad is not None:
                     raise bad
+                named = _grpc_version(request)
+                if named is not None:
+                    check_version(self.versions(), *named)
                 result = await behaviour(request, context)
                 # Set only now: KServe's servicer reads trailing metadata as request headers.
                 context.set_trailing_metadata(trailer)
@@ -369,6 +378,16 @@ class GrpcEdge(grpc.aio.ServerInterceptor):
                 _log_error(err, exc)
                 code = getattr(grpc.StatusCode, err.grpc_code)
                 await context.abort(code, err.message, trailing_metadata=trailer)
+
+
+def _grpc_version(request: Any) -> tuple[str, str] | None:
+    """(model, version) when a v2 gRPC request names a version: ModelInfer's `model_version`,
+    ModelReady's and ModelMetadata's `version`; empty means the loaded one, as on REST."""
+    for model_field, version_field in (("model_name", "model_version"), ("name", "version")):
+        version = getattr(request, version_field, "")
+        if isinstance(version, str) and version:
+            return str(getattr(request, model_field, "")), version
+    return None
 
 
 def _parse(

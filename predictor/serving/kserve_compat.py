@@ -55,7 +55,13 @@ __all__ = [
 
 # Seam `InferenceServicer` overrides (predictor.serving.server._Servicer): readiness that
 # follows the model, and the repository guard. A rename upstream would drop the guard.
-SERVICER_OVERRIDES = ("ServerReady", "RepositoryModelLoad", "RepositoryModelUnload")
+SERVICER_OVERRIDES = (
+    "ServerReady",
+    "ServerMetadata",
+    "ModelMetadata",
+    "RepositoryModelLoad",
+    "RepositoryModelUnload",
+)
 # Seam `kserve.Model` hooks (predictor.model.SentimentModel), called by KServe's data plane.
 MODEL_OVERRIDES = (
     "load",

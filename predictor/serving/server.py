@@ -43,6 +43,24 @@ class _Servicer(kserve_compat.InferenceServicer):
     async def ServerReady(self, request: Any, context: Any) -> Any:
         return kserve_compat.pb.ServerReadyResponse(ready=self._server.ready)
 
+    async def ServerMetadata(self, request: Any, context: Any) -> Any:
+        meta = self._server.server_metadata()
+        return kserve_compat.pb.ServerMetadataResponse(
+            name=meta["name"], version=meta["version"], extensions=meta["extensions"]
+        )
+
+    async def ModelMetadata(self, request: Any, context: Any) -> Any:
+        """KServe's answer plus `versions`; the parameters REST shows (version, device,
+        precision), which the protobuf message has no field for, go in the initial
+        metadata as `model-version`, `model-device`, `model-precision`."""
+        response = await super().ModelMetadata(request, context)
+        model = self._server.model
+        if request.name == model.name:
+            params = model.metadata_parameters()
+            response.versions.append(params["version"])
+            await context.send_initial_metadata(tuple((f"model-{k}", v) for k, v in params.items()))
+        return response
+
     async def RepositoryModelLoad(self, request: Any, context: Any) -> Any:
         self._server.check_repository_enabled()
         return await super().RepositoryModelLoad(request, context)
@@ -116,6 +134,7 @@ class PredictorServer:
         kserve_compat.register_routes(app, self.kserve)
         kserve_compat.shadow_route(app, "/v2/health/ready", self._ready_route, ["GET"])
         kserve_compat.shadow_route(app, "/v2/models/{model_name}", self._metadata_route, ["GET"])
+        kserve_compat.shadow_route(app, "/v2", self._server_metadata_route, ["GET"])
         install_error_handlers(app)
         kserve_compat.guard_binary_decoder(self.kserve, binary_v2.check)
         return app
@@ -156,6 +175,19 @@ class PredictorServer:
             media_type="application/json",
         )
 
+    def server_metadata(self) -> dict[str, Any]:
+        """KServe's server metadata, advertising only the extensions served here: the
+        repository extension only while its API is enabled."""
+        meta = dict(self.kserve.dataplane.metadata())
+        if not self.settings.enable_repository_api:
+            meta["extensions"] = [
+                e for e in meta["extensions"] if e != "model_repository_extension"
+            ]
+        return meta
+
+    async def _server_metadata_route(self) -> Response:
+        return Response(orjson.dumps(self.server_metadata()), media_type="application/json")
+
     async def _metadata_route(self, model_name: str) -> Response:
         """KServe's v2 model metadata plus `versions` and `parameters` (version, device,
         precision), which KServe's response model has no room for."""
@@ -169,7 +201,7 @@ class PredictorServer:
         limit = self.settings.max_body_bytes
         server = aio.server(
             futures.ThreadPoolExecutor(max_workers=self.grpc_threads),
-            interceptors=(GrpcEdge(access_log=self.settings.access_log),),
+            interceptors=(GrpcEdge(self._versions, access_log=self.settings.access_log),),
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", max(limit, 16 * 1024 * 1024)),

@@ -255,3 +255,65 @@ def test_v2_metadata_names_version_and_precision_like_model_info(
     info = read_counter(predictor.url, "predictor_model_info", by="precision")
     assert info == {params["precision"]: 1.0}  # the metric and the metadata agree
     assert httpx.get(f"{predictor.url}/v2/models/nope", timeout=10).status_code == 404
+
+
+# --- one version rule and one metadata on every wire ---------------------------------------
+def _stub(predictor: PredictorProcess) -> tuple[Any, Any]:
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
+
+    channel = grpc.insecure_channel(predictor.grpc_target)
+    return channel, grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(channel)
+
+
+def test_grpc_answers_another_version_404_like_rest(predictor: PredictorProcess) -> None:
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+
+    from tests.fixtures.v2_grpc import infer_request
+
+    loaded = httpx.get(f"{predictor.url}/v2/models/sentiment", timeout=10).json()["versions"][0]
+    rest = httpx.get(f"{predictor.url}/v2/models/sentiment/versions/999", timeout=10)
+    assert rest.status_code == 404 and loaded in rest.json()["error"]
+    channel, stub = _stub(predictor)
+    with channel:
+        wrong = infer_request(b"hello")
+        wrong.model_version = "999"
+        for call, request in (
+            (stub.ModelInfer, wrong),
+            (stub.ModelReady, pb.ModelReadyRequest(name="sentiment", version="999")),
+            (stub.ModelMetadata, pb.ModelMetadataRequest(name="sentiment", version="999")),
+        ):
+            with pytest.raises(grpc.RpcError) as err:
+                call(request, timeout=30)
+            assert err.value.code() == grpc.StatusCode.NOT_FOUND
+            assert f"the loaded version is '{loaded}'" in str(err.value.details())
+        right = infer_request(b"hello")
+        right.model_version = loaded
+        assert stub.ModelInfer(right, timeout=30).model_version == loaded
+        ready = stub.ModelReady(pb.ModelReadyRequest(name="sentiment", version=loaded))
+        assert ready.ready is True
+
+
+def test_grpc_metadata_carries_versions_and_parameters(predictor: PredictorProcess) -> None:
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+
+    params = httpx.get(f"{predictor.url}/v2/models/sentiment", timeout=10).json()["parameters"]
+    channel, stub = _stub(predictor)
+    with channel:
+        meta, call = stub.ModelMetadata.with_call(pb.ModelMetadataRequest(name="sentiment"))
+    assert list(meta.versions) == [params["version"]]
+    initial = dict(call.initial_metadata())
+    assert {k: initial[f"model-{k}"] for k in params} == params
+
+
+def test_only_served_extensions_are_advertised(predictor: PredictorProcess) -> None:
+    """The repository API is off, so neither wire advertises its extension."""
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+
+    rest = httpx.get(f"{predictor.url}/v2", timeout=10).json()
+    assert rest["extensions"] == [] and rest["name"]
+    channel, stub = _stub(predictor)
+    with channel:
+        grpc_meta = stub.ServerMetadata(pb.ServerMetadataRequest(), timeout=30)
+    assert list(grpc_meta.extensions) == [] and grpc_meta.name == rest["name"]
