@@ -193,9 +193,6 @@ class ClusterDeployment:
         auth = f":{pw}@" if pw else ""
         return f"redis+cluster://{auth}127.0.0.1:{self.nodes[0].port}"
 
-    def node_for_port(self, port: int) -> RedisServer:
-        return next(n for n in self.nodes if n.port == port)
-
     def stop(self) -> None:
         for n in self.nodes:
             n.stop()

@@ -13,6 +13,7 @@ import httpx
 import redis
 
 from harness.process import ServerProcess, free_port
+from predictor import DEFAULT_MODEL_NAME
 
 REDIS_BIN = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -31,7 +32,7 @@ class PredictorProcess:
     http_port: int = field(default_factory=free_port)
     grpc_port: int = field(default_factory=free_port)
     module: str = "predictor"
-    model_name: str = "sentiment"
+    model_name: str = DEFAULT_MODEL_NAME
     server: ServerProcess | None = None
 
     @property

@@ -22,6 +22,8 @@ from grpc import aio
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
+from predictor import DEFAULT_MODEL_NAME
+
 OK_STATUSES = frozenset({"200", "grpc:OK"})
 JSON = {"content-type": "application/json"}
 
@@ -187,7 +189,7 @@ def make_client(
     *,
     url: str = "http://127.0.0.1:8080",
     grpc_target: str = "127.0.0.1:8081",
-    model: str = "sentiment",
+    model: str = DEFAULT_MODEL_NAME,
     concurrency: int = 16,
     timeout: float = 30.0,
     allow_remote: bool = False,

@@ -44,19 +44,6 @@ BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static: one static binary, ab
 BUSYBOX_APPLETS = ("sh", "ln", "sleep", "ls", "cat", "echo", "test", "[")
 
 
-def _is_static_elf(path: Path) -> bool:
-    """An ELF file with no PT_INTERP program header needs no libc: it runs in a scratch image."""
-    import struct
-
-    data = path.read_bytes()[:65536]
-    if data[:4] != b"\x7fELF" or data[4] != 2:  # 64-bit only
-        return False
-    (phoff,) = struct.unpack_from("<Q", data, 0x20)
-    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
-    types = [struct.unpack_from("<I", data, phoff + i * phentsize)[0] for i in range(phnum)]
-    return 3 not in types  # PT_INTERP
-
-
 class PublishError(RuntimeError):
     """The directory cannot be published to that URI; the message says why."""
 

@@ -6,21 +6,21 @@ the backend comes from `predictor.featurestore.registry.create_backend` (standal
 `FeatureStoreSettings`: `PREDICTOR_REDIS_*` and `PREDICTOR_KEY_PREFIX` from the environment
 and the passwords from the mounted files in `PREDICTOR_SECRETS_DIR`, exactly as the pod
 reads them. Keys come from `predictor.featurestore.keys`; the backend adds the prefix.
-Only the SCAN of one version's predictions (which the Backend interface has no verb for)
-opens a redis-py client itself, through the same `connect` the backend uses.
+Every read goes through the store's front door (`FeatureStore`), as the pod's do.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
+from predictor.errors import UpstreamUnavailable
 from predictor.featurestore import keys
-from predictor.featurestore.backend import BackendError
-from predictor.featurestore.registry import create_backend
 from predictor.featurestore.settings import FeatureStoreSettings
+from predictor.featurestore.store import FeatureStore, Unavailable
 from predictor.settings_base import SecretsSettings
 
 # Offline reads may wait longer than a request may: seconds, not the request path's 0.25 s.
@@ -57,19 +57,23 @@ def store_settings(url: str, key_prefix: str | None = None) -> FeatureStoreSetti
     )
 
 
+async def _through_store(
+    settings: FeatureStoreSettings, read: Callable[[FeatureStore], Awaitable[list[bytes]]]
+) -> list[bytes]:
+    """One read through the feature store's front door (breaker, health, metrics), then the
+    backend released."""
+    store = FeatureStore(settings)
+    try:
+        return await read(store)
+    finally:
+        await store.close()
+
+
 def read_list(settings: FeatureStoreSettings, key: str, limit: int) -> list[bytes]:
     """The newest `limit` entries of a capped list (e.g. `keys.feedback_key(model)`)."""
-
-    async def read() -> list[bytes]:
-        backend = create_backend(settings)
-        try:
-            return await backend.read_history(key, limit)
-        finally:
-            await backend.close()
-
     try:
-        return asyncio.run(read())
-    except (BackendError, ValueError) as exc:
+        return asyncio.run(_through_store(settings, lambda s: s.read_history(key, limit)))
+    except (UpstreamUnavailable, ValueError) as exc:
         raise StoreError(str(exc)) from exc
 
 
@@ -78,42 +82,11 @@ def scan_predictions(
 ) -> list[bytes]:
     """The cached prediction values of one model version (every precision), at most
     `max_entries`; every shard of a cluster is scanned."""
-    from redis.exceptions import RedisError
-
-    from predictor.featurestore.redis import connect
-    from predictor.featurestore.redis_url import parse_redis_url
-
     url = settings.redis_url.get_secret_value() if settings.redis_url else ""
     if urlsplit(url).scheme.lower() not in REDIS_SCHEMES:
         raise StoreError(f"scanning predictions needs a Redis URL ({', '.join(REDIS_SCHEMES)})")
-    prefix = settings.key_prefix
-    pattern = prefix + keys.prediction_prefix(model, version) + "*"
-
-    async def scan() -> list[bytes]:
-        client = connect(parse_redis_url(url), settings, OFFLINE_TIMEOUT_S)
-        backend = create_backend(settings)
-        found: list[bytes] = []
-        batch: list[str] = []
-
-        async def flush() -> None:
-            found.extend(v for v in await backend.get_many(batch) if v is not None)
-            batch.clear()
-
-        try:
-            async for raw in client.scan_iter(match=pattern, count=1000):
-                key = raw.decode() if isinstance(raw, bytes) else str(raw)
-                batch.append(key[len(prefix) :])  # the backend puts the prefix back
-                if len(batch) >= 500:
-                    await flush()
-                if len(found) + len(batch) >= max_entries:
-                    break
-            await flush()
-        finally:
-            await client.aclose()
-            await backend.close()
-        return found[:max_entries]
-
+    prefix = keys.prediction_prefix(model, version)
     try:
-        return asyncio.run(scan())
-    except (BackendError, RedisError, OSError, ValueError) as exc:
-        raise StoreError(f"feature store unreachable: {type(exc).__name__}: {exc}") from exc
+        return asyncio.run(_through_store(settings, lambda s: s.scan_values(prefix, max_entries)))
+    except (Unavailable, ValueError) as exc:
+        raise StoreError(f"feature store unreachable: {exc}") from exc

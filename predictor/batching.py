@@ -21,7 +21,6 @@ the texts that fail on their own get the error, never their neighbours.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -229,15 +228,6 @@ class Batcher:
         for n, item in enumerate(live):
             if not item.future.done():
                 item.future.set_result(Row(result.probabilities[n], result.truncated[n]))
-
-    async def abort(self) -> None:
-        """Stop without draining (used when the loop is going away)."""
-        self._closing = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
 
 def check_texts(texts: list[str]) -> None:

@@ -107,10 +107,6 @@ class Engine:
         """`fp32`, `bf16` or `fp16`: part of every cache key, since the probabilities differ."""
         return self._precision
 
-    @property
-    def loaded(self) -> bool:
-        return self._model is not None
-
     # --- lifecycle -------------------------------------------------------
     def load(self) -> ServingCard:
         """Read the card, tokenizer and TorchScript file; blocking, call off the loop.

@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from kserve import Model, ModelServer, model_server
+from kserve import Model, ModelServer
 
+from predictor import DEFAULT_MODEL_NAME
 from predictor.modelcard import PRECISION_FILES, ServingCard
+from predictor.serving import kserve_compat
 from predictor.tokenization import encode, load_tokenizer
 
 
@@ -79,7 +81,7 @@ def serve(model_class: type[PerRequestModel]) -> None:
         torch.set_num_threads(threads)
     precision = "bf16" if os.environ.get("PREDICTOR_PRECISION") == "bf16" else "fp32"
     model = model_class(
-        model_server.args.model_name or "sentiment",
+        kserve_compat.cli_parser().parse_known_args()[0].model_name or DEFAULT_MODEL_NAME,
         Path(os.environ["PREDICTOR_MODEL_DIR"]),
         precision,
     )

@@ -45,5 +45,11 @@ class Backend(abc.ABC):
     async def ping(self) -> None:
         """Return when healthy; raise BackendError otherwise."""
 
+    async def scan_values(self, prefix: str, limit: int) -> list[bytes]:
+        """Values of at most `limit` keys that start with `prefix`. For offline readers only
+        (drift reads one version's cached predictions), never on the request path; a backend
+        that cannot enumerate its keys says so."""
+        raise BackendError(f"the {self.name} backend cannot enumerate keys")
+
     async def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release connections."""

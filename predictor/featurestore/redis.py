@@ -122,6 +122,11 @@ def connect(target: RedisTarget, settings: FeatureStoreSettings, timeout: float)
     return _standalone(target, settings, timeout)
 
 
+def _glob_escape(text: str) -> str:
+    """`text` matched literally by a SCAN MATCH pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
 def _bytes(value: bytes | str) -> bytes:
     """Replies are bytes (decode_responses is off); str only if someone turns it on."""
     return value if isinstance(value, bytes) else value.encode()
@@ -197,6 +202,28 @@ class RedisBackend(Backend):
     async def read_history(self, key: str, limit: int) -> list[bytes]:
         values = await self._call(lambda: self._read.lrange(self._k(key), -limit, -1))
         return [_bytes(v) for v in values]
+
+    async def scan_values(self, prefix: str, limit: int) -> list[bytes]:
+        """SCAN (every primary of a cluster) for the keys, then MGET them in batches."""
+        pattern = _glob_escape(self._k(prefix)) + "*"
+
+        async def scan() -> list[str]:
+            found: list[str] = []
+            async for raw in self._read.scan_iter(match=pattern, count=1000):
+                found.append(
+                    (raw.decode() if isinstance(raw, bytes) else str(raw))[len(self.prefix) :]
+                )
+                if len(found) >= limit:
+                    break
+            return found
+
+        keys = await self._call(scan)
+        values: list[bytes] = []
+        for start in range(0, len(keys), 500):
+            values.extend(
+                v for v in await self.get_many(keys[start : start + 500]) if v is not None
+            )
+        return values
 
     async def ping(self) -> None:
         await self._call(lambda: self._read.ping(), self._read_deadline)

@@ -131,6 +131,10 @@ class FeatureStore:
         except Unavailable as exc:
             raise UpstreamUnavailable(f"the feature store is unavailable: {exc}") from None
 
+    async def scan_values(self, prefix: str, limit: int) -> list[bytes]:
+        """Values under a key prefix, for offline readers (drift); Unavailable on failure."""
+        return await self._guard("scan", lambda: self.backend.scan_values(prefix, limit))
+
     # --- writes ----------------------------------------------------------
     def write(self, op: WriteOp) -> bool:
         """Queue writes for after the response, every writer through the one queue (cache,

@@ -41,7 +41,8 @@ from predictor.settings import ServingSettings
 log = logging.getLogger("predictor.access")
 errlog = logging.getLogger("predictor.errors")
 
-REQUEST_ID_HEADER = "x-request-id"
+REQUEST_ID_HEADER = "x-request-id"  # REST header and gRPC metadata key
+_REQUEST_ID_B = REQUEST_ID_HEADER.encode()
 _INFER_PATH = re.compile(
     r"^/v(?P<v>[12])/models/(?P<model>[^/:]+)(?::predict|/infer|(?P<explain>:explain))$"
 )
@@ -181,7 +182,7 @@ class EdgeMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = _request_id(_header(scope, b"x-request-id"))
+        rid = _request_id(_header(scope, _REQUEST_ID_B))
         try:
             scope = self._unversioned(scope)
             refusal = self._refuse(scope)
@@ -202,7 +203,7 @@ class EdgeMiddleware:
                     status.code = message["status"]
                     message["headers"] = [
                         *message.get("headers", []),
-                        (b"x-request-id", rid.encode()),
+                        (_REQUEST_ID_B, rid.encode()),
                     ]
                 await send(message)
 
