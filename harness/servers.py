@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import redis
@@ -16,6 +17,19 @@ from harness.process import ServerProcess, free_port
 from predictor import DEFAULT_MODEL_NAME
 
 REDIS_BIN = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+class Predictor(Protocol):
+    """What tests and benchmarks use of a running predictor, in a child process
+    (`PredictorProcess`) or in this one (`harness.inprocess.InProcessPredictor`)."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def grpc_target(self) -> str: ...
+
+    def logs(self) -> str: ...
 
 
 @dataclass

@@ -226,10 +226,13 @@ class PredictorServer:
             self.exit_code = 1
             self.request_stop()
 
-    async def serve(self) -> int:
+    async def serve(self, handle_signals: bool = True) -> int:
+        """Listen, load in the background, and drain on SIGTERM/SIGINT (or `request_stop`,
+        the only way to stop a server run without signals, e.g. off the main thread)."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop)
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop)
         rest = self._rest()
         rest_task = loop.create_task(rest.serve(), name="rest")
         grpc_server = self._grpc() if self.enable_grpc else None

@@ -13,8 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.inprocess import InProcessPredictor
+from harness.servers import Predictor
 from predictor.featurestore import keys
-from tests.fixtures.predictor_proc import PredictorProcess
 from tests.fixtures.redis_server import REDIS_BIN, RedisServer
 
 
@@ -36,7 +37,7 @@ def card(model_dir: Path) -> dict[str, object]:
     return dict(json.loads((model_dir / "model_card.json").read_text()))
 
 
-def v1(server: PredictorProcess, texts: list[str]) -> httpx.Response:
+def v1(server: Predictor, texts: list[str]) -> httpx.Response:
     return httpx.post(
         f"{server.url}/v1/models/sentiment:predict", json={"instances": texts}, timeout=30
     )
@@ -67,7 +68,7 @@ def twin_dir(stable_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 class StoreBacked:
     """A real predictor on the stable model writing to a real redis-server."""
 
-    predictor: PredictorProcess
+    predictor: Predictor
     redis: RedisServer
     version: str
 
@@ -92,7 +93,7 @@ class StoreBacked:
             time.sleep(0.1)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def store_backed(
     stable_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[StoreBacked]:
@@ -100,7 +101,7 @@ def store_backed(
         pytest.skip("redis-server not installed (apt-get install redis-server)")
     redis_server = RedisServer(tmp_path_factory.mktemp("mlops-redis")).start()
     log = tmp_path_factory.mktemp("mlops-predictor") / "predictor.log"
-    server = PredictorProcess(stable_dir, log, env={"PREDICTOR_REDIS_URL": redis_server.url()})
+    server = InProcessPredictor(stable_dir, log, env={"PREDICTOR_REDIS_URL": redis_server.url()})
     try:
         server.start().wait_ready()
         yield StoreBacked(server, redis_server, str(card(stable_dir)["version"]))

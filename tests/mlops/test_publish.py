@@ -20,6 +20,8 @@ import jsonschema
 import pytest
 from kserve_storage import Storage
 
+from harness.inprocess import InProcessPredictor
+from harness.servers import Predictor
 from mlops import publish as pub
 from mlops.storageuri import StorageUri, StorageUriError
 from predictor.modelcard import ServingCard
@@ -61,11 +63,11 @@ def kserve_download(uri: str, root: Path) -> tuple[Path, float]:
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Any]:
     """Start a predictor on a directory (as PREDICTOR_MODEL_DIR=/mnt/models); stopped after."""
-    started: list[PredictorProcess] = []
+    started: list[InProcessPredictor] = []
 
-    def start(model_dir: Path, name: str = "sentiment") -> PredictorProcess:
+    def start(model_dir: Path, name: str = "sentiment") -> InProcessPredictor:
         log = tmp_path / f"predictor-{len(started)}.log"
-        server = PredictorProcess(model_dir, log, model_name=name).start()
+        server = InProcessPredictor(model_dir, log, model_name=name).start()
         started.append(server)
         return server.wait_ready(120)
 
@@ -74,7 +76,7 @@ def serve(tmp_path: Path) -> Iterator[Any]:
         server.stop()
 
 
-def answers(server: PredictorProcess, name: str, labels: list[str]) -> None:
+def answers(server: Predictor, name: str, labels: list[str]) -> None:
     """v1 and v2 both answer with the card's labels and one probability per label."""
     texts = ["what a lovely day", "this is the worst service ever"]
     v1 = httpx.post(f"{server.url}/v1/models/{name}:predict", json={"instances": texts}, timeout=30)
@@ -152,7 +154,8 @@ def test_s3_publish_kserve_download_then_serve(
     print(f"\ns3: publish {published:.1f} s, kserve download {seconds:.1f} s, "
           f"predictor ready {ready:.1f} s (contended 2-core host)")  # fmt: skip
     answers(server, "sentiment", card.labels)
-    assert f'version="{card.version}"' in httpx.get(f"{server.url}/metrics", timeout=10).text
+    meta = httpx.get(f"{server.url}/v2/models/sentiment", timeout=10).json()
+    assert meta["versions"] == [card.version]  # this server loaded the downloaded files
 
 
 def test_same_version_same_bytes_is_a_no_op_other_bytes_are_refused(

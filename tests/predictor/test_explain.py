@@ -16,11 +16,13 @@ import httpx
 import numpy as np
 import pytest
 
+from harness.inprocess import InProcessPredictor
 from harness.scrape import sample_sum
+from harness.servers import Predictor
 from predictor.errors import BadInput
 from predictor.explain import ExplainSettings, check_bounds, occlusions, split_words
 from tests.fixtures.fake_models import write_keyword_model
-from tests.fixtures.predictor_proc import REPO, PredictorProcess
+from tests.fixtures.predictor_proc import REPO
 
 BATCH_CAP = 4
 MAX_WORDS = 12
@@ -30,11 +32,11 @@ MAX_TEXTS = 2
 @pytest.fixture(scope="module")
 def server(
     tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[PredictorProcess]:
+) -> Iterator[InProcessPredictor]:
     base = tmp_path_factory.mktemp("explain")
     model = write_keyword_model(tiny_model_dir, base / "model", {"love": 3.0, "nice": 0.5})
     proc = (
-        PredictorProcess(
+        InProcessPredictor(
             model,
             base / "predictor.log",
             env={
@@ -50,7 +52,7 @@ def server(
     proc.stop()
 
 
-def explain(server: PredictorProcess, instances: list[object]) -> httpx.Response:
+def explain(server: Predictor, instances: list[object]) -> httpx.Response:
     return httpx.post(
         f"{server.url}/v1/models/sentiment:explain", json={"instances": instances}, timeout=60
     )
@@ -71,7 +73,7 @@ def test_bounds_name_the_cap_and_the_setting() -> None:
         check_bounds(["a", "b", "c"], limits)
 
 
-def test_one_contribution_per_word_and_the_flipping_word_leads(server: PredictorProcess) -> None:
+def test_one_contribution_per_word_and_the_flipping_word_leads(server: Predictor) -> None:
     texts = ["I really love this nice phone", "the meeting is at noon"]
     r = explain(server, [texts[0], {"text": texts[1]}])
     assert r.status_code == 200, r.text
@@ -93,7 +95,7 @@ def test_one_contribution_per_word_and_the_flipping_word_leads(server: Predictor
     assert np.allclose(second["contributions"], 0)  # no keyword: nothing moves the label
 
 
-def test_occluded_variants_go_through_the_batcher(server: PredictorProcess) -> None:
+def test_occluded_variants_go_through_the_batcher(server: Predictor) -> None:
     text = "one two three four five six seven eight nine ten"  # 10 words -> 11 texts
     before_n = sample_sum(server.url, "predictor_batch_size_count")
     before_texts = sample_sum(server.url, "predictor_batch_size_sum")
@@ -108,7 +110,7 @@ def test_occluded_variants_go_through_the_batcher(server: PredictorProcess) -> N
     assert capped - capped_before == batches  # no batch above the cap
 
 
-def test_over_the_caps_is_a_400_that_says_so(server: PredictorProcess) -> None:
+def test_over_the_caps_is_a_400_that_says_so(server: Predictor) -> None:
     long_text = " ".join(["word"] * (MAX_WORDS + 1))
     r = explain(server, ["fine", long_text])
     assert r.status_code == 400
@@ -119,7 +121,7 @@ def test_over_the_caps_is_a_400_that_says_so(server: PredictorProcess) -> None:
     assert explain(server, []).status_code == 400  # decoded like :predict
 
 
-def test_explain_has_its_own_series_and_access_line(server: PredictorProcess) -> None:
+def test_explain_has_its_own_series_and_access_line(server: Predictor) -> None:
     ok = {"code": "200"}
     explains = sample_sum(server.url, "predictor_explain_requests_total", **ok)
     predicts = sample_sum(server.url, "predictor_requests_total")
@@ -132,7 +134,7 @@ def test_explain_has_its_own_series_and_access_line(server: PredictorProcess) ->
     assert any("POST /v1/models/sentiment:explain 200" in line for line in lines)
 
 
-def test_cli_renders_a_png(server: PredictorProcess, tmp_path: Path) -> None:
+def test_cli_renders_a_png(server: Predictor, tmp_path: Path) -> None:
     out = tmp_path / "why.png"
     done = subprocess.run(
         [sys.executable, "-m", "tools.explain_png", "I really love this nice phone",

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from harness.inprocess import InProcessPredictor
 from predictor.modelcard import ServingCard
 from predictor.tokenization import load_tokenizer
-from tests.fixtures.predictor_proc import PredictorProcess
 from training import build as build_cli
 from training.data import LABELS
 from training.tiny import build_tiny_model_dir
@@ -109,7 +109,7 @@ def test_roberta_goes_through_the_same_pipeline_and_serves(tmp_path: Path) -> No
     model_dir = build_tiny_model_dir(tmp_path, "roberta")
     card = ServingCard.read(model_dir)
     assert (card.pad_token, card.pad_token_id) == ("<pad>", 1)
-    server = PredictorProcess(model_dir, tmp_path / "p.log").start().wait_ready(240)  # busy CI
+    server = InProcessPredictor(model_dir, tmp_path / "p.log").start().wait_ready(240)  # busy CI
     try:
         r = httpx.post(
             f"{server.url}/v1/models/sentiment:predict",

@@ -13,6 +13,7 @@ import redis
 from pydantic import SecretStr
 from redis.crc import key_slot
 
+from harness.inprocess import InProcessPredictor
 from harness.redis_deployments import ClusterDeployment
 from harness.scrape import sample_sum
 from predictor.featurestore import keys
@@ -21,7 +22,6 @@ from predictor.featurestore.predictions import PredictionCache
 from predictor.featurestore.settings import FeatureStoreSettings
 from predictor.featurestore.store import FeatureStore
 from predictor.prediction import Prediction
-from tests.fixtures.predictor_proc import PredictorProcess
 
 ON_SESSION_LOOP = pytest.mark.asyncio(loop_scope="session")  # the fixture's loop
 
@@ -136,7 +136,7 @@ def test_a_dead_node_is_answered_by_the_model_and_its_return_brings_hits_back(
         "PREDICTOR_BREAKER_RESET_S": "0.3",
         "PREDICTOR_HEALTH_INTERVAL_S": "0.3",
     }
-    proc = PredictorProcess(tiny_model_dir, tmp_path / "predictor.log", env=env)
+    proc = InProcessPredictor(tiny_model_dir, tmp_path / "predictor.log", env=env)
     url = f"{proc.url}/v1/models/sentiment:predict"
 
     def hits() -> float:

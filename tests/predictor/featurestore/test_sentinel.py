@@ -13,9 +13,10 @@ from pathlib import Path
 
 import httpx
 
+from harness.inprocess import InProcessPredictor
 from harness.redis_deployments import SentinelDeployment, wait_until
 from harness.scrape import sample_sum
-from tests.fixtures.predictor_proc import PredictorProcess
+from harness.servers import Predictor
 
 CLIENTS = 16
 RUN_S = 24.0
@@ -23,7 +24,7 @@ KILL_AT_S = 6.0
 POLL_S = 0.25
 
 
-def hits(proc: PredictorProcess) -> float:
+def hits(proc: Predictor) -> float:
     return sample_sum(proc.url, "predictor_cache_lookups_total", result="hit")
 
 
@@ -80,7 +81,7 @@ async def test_master_sigkill_under_load_fails_no_request_and_hits_resume(
     (tmp_path / "secrets" / "PREDICTOR_REDIS_PASSWORD").write_text(
         sentinel_deployment.password + "\n"
     )
-    proc = PredictorProcess(tiny_model_dir, tmp_path / "predictor.log", env=env)
+    proc = InProcessPredictor(tiny_model_dir, tmp_path / "predictor.log", env=env)
     texts = [f"failover text {n}" for n in range(64)]
     try:
         proc.start().wait_ready()

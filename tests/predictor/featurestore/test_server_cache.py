@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 from kserve import InferenceGRPCClient, InferInput, InferRequest
 
+from harness.inprocess import InProcessPredictor
 from harness.scrape import sample_sum
+from harness.servers import Predictor
 from tests.fixtures.fake_x_api import FakeXApi
 from tests.fixtures.predictor_proc import PredictorProcess
 from tests.fixtures.redis_server import RedisServer
@@ -27,12 +29,12 @@ FAST_RECOVERY = {
 }
 
 
-def metric(server: PredictorProcess, name: str, **labels: str) -> float:
+def metric(server: Predictor, name: str, **labels: str) -> float:
     """Sum of the samples of `name` whose labels include `labels`."""
     return sample_sum(server.url, name, **labels)
 
 
-def predict(server: PredictorProcess, *instances: object) -> httpx.Response:
+def predict(server: Predictor, *instances: object) -> httpx.Response:
     return httpx.post(f"{server.url}{PREDICT}", json={"instances": list(instances)}, timeout=30)
 
 
@@ -54,7 +56,7 @@ def server(
     module_redis: RedisServer,
     module_x_api: FakeXApi,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[PredictorProcess]:
+) -> Iterator[InProcessPredictor]:
     env = {
         "PREDICTOR_REDIS_URL": module_redis.url(),
         "PREDICTOR_CACHE_TTL_SECONDS": str(TTL),
@@ -65,13 +67,13 @@ def server(
         **FAST_RECOVERY,
     }
     log = tmp_path_factory.mktemp("cached") / "predictor.log"
-    proc = PredictorProcess(tiny_model_dir, log, env=env).start().wait_ready()
+    proc = InProcessPredictor(tiny_model_dir, log, env=env).start().wait_ready()
     yield proc
     proc.stop()
 
 
 def test_a_hit_answers_the_same_without_the_model(
-    server: PredictorProcess, module_redis: RedisServer
+    server: Predictor, module_redis: RedisServer
 ) -> None:
     texts = [unique("fine weather"), unique("awful queue")]
     keys_before = module_redis.client().dbsize()
@@ -86,9 +88,7 @@ def test_a_hit_answers_the_same_without_the_model(
     assert metric(server, "predictor_batch_size_sum") == forward_passes, "a hit ran the model"
 
 
-async def test_v1_v2_and_grpc_share_entries(
-    server: PredictorProcess, module_redis: RedisServer
-) -> None:
+async def test_v1_v2_and_grpc_share_entries(server: Predictor, module_redis: RedisServer) -> None:
     text = unique("shared between protocols")
     keys_before = module_redis.client().dbsize()
     v1 = predict(server, text).json()["predictions"][0]
@@ -111,7 +111,7 @@ async def test_v1_v2_and_grpc_share_entries(
 
 
 def test_tweet_urls_carry_author_and_are_cached(
-    server: PredictorProcess, module_x_api: FakeXApi, module_redis: RedisServer
+    server: Predictor, module_x_api: FakeXApi, module_redis: RedisServer
 ) -> None:
     url = module_x_api.add("1001", "what a lovely morning", "Dana")
     keys_before = module_redis.client().dbsize()
@@ -138,7 +138,7 @@ def test_tweet_urls_carry_author_and_are_cached(
     ],
 )
 def test_tweet_url_errors(
-    server: PredictorProcess,
+    server: Predictor,
     module_x_api: FakeXApi,
     setup: str | None,
     url: str,
@@ -157,7 +157,7 @@ def test_tweet_url_errors(
 
 
 def test_every_key_has_a_ttl_and_the_version(
-    server: PredictorProcess,
+    server: Predictor,
     module_redis: RedisServer,
     module_x_api: FakeXApi,
     tiny_model_dir: Path,
@@ -178,7 +178,7 @@ def test_every_key_has_a_ttl_and_the_version(
 
 
 def test_write_behind_does_not_delay_the_response(
-    server: PredictorProcess, module_redis: RedisServer
+    server: Predictor, module_redis: RedisServer
 ) -> None:
     raw = module_redis.client()
     before = raw.dbsize()
@@ -193,7 +193,7 @@ def test_write_behind_does_not_delay_the_response(
 
 
 def test_redis_stopped_mid_run_then_started_again(
-    server: PredictorProcess, module_redis: RedisServer
+    server: Predictor, module_redis: RedisServer
 ) -> None:
     texts = [unique(f"outage {i}") for i in range(30)]
     errors = metric(server, "predictor_cache_lookups_total", result="error")

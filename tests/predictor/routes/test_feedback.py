@@ -9,11 +9,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.inprocess import InProcessPredictor
 from harness.scrape import sample_sum
+from harness.servers import Predictor
 from predictor.featurestore import keys
 from predictor.featurestore.feedback_log import FeedbackRecord, live_records, text_hash
 from tests.fixtures.fake_x_api import FakeXApi
-from tests.fixtures.predictor_proc import PredictorProcess
 from tests.fixtures.redis_server import RedisServer
 
 MAX_ENTRIES = 5
@@ -28,7 +29,7 @@ def server(
     module_redis: RedisServer,
     module_x_api: FakeXApi,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[PredictorProcess]:
+) -> Iterator[InProcessPredictor]:
     env = {
         "PREDICTOR_REDIS_URL": module_redis.url(),
         **module_x_api.env(),
@@ -37,16 +38,16 @@ def server(
         "PREDICTOR_MAX_TEXT_CHARS": str(MAX_CHARS),
     }
     log = tmp_path_factory.mktemp("feedback") / "predictor.log"
-    proc = PredictorProcess(tiny_model_dir, log, env=env).start().wait_ready()
+    proc = InProcessPredictor(tiny_model_dir, log, env=env).start().wait_ready()
     yield proc
     proc.stop()
 
 
-def send(server: PredictorProcess, body: object, name: str = "sentiment") -> httpx.Response:
+def send(server: Predictor, body: object, name: str = "sentiment") -> httpx.Response:
     return httpx.post(f"{server.url}/v1/models/{name}/feedback", json=body, timeout=30)
 
 
-def predict(server: PredictorProcess, text: str) -> dict[str, object]:
+def predict(server: Predictor, text: str) -> dict[str, object]:
     resp = httpx.post(
         f"{server.url}/v1/models/sentiment:predict", json={"instances": [text]}, timeout=30
     )
@@ -96,7 +97,7 @@ def empty(module_redis: RedisServer) -> RedisServer:
     ],
 )
 def test_bad_feedback_is_a_400_naming_the_problem(
-    server: PredictorProcess, empty: RedisServer, body: object, problem: str
+    server: Predictor, empty: RedisServer, body: object, problem: str
 ) -> None:
     resp = send(server, body)
     assert resp.status_code == 400, resp.text
@@ -105,7 +106,7 @@ def test_bad_feedback_is_a_400_naming_the_problem(
     assert stored(empty) == []
 
 
-def test_unknown_model_and_oversized_body(server: PredictorProcess) -> None:
+def test_unknown_model_and_oversized_body(server: Predictor) -> None:
     assert send(server, {"text": "x", "label": "positive"}, "other").status_code == 404
     big = httpx.post(
         f"{server.url}/v1/models/sentiment/feedback",
@@ -117,7 +118,7 @@ def test_unknown_model_and_oversized_body(server: PredictorProcess) -> None:
 
 
 def test_a_record_holds_the_label_and_the_served_answer(
-    server: PredictorProcess, empty: RedisServer
+    server: Predictor, empty: RedisServer
 ) -> None:
     text = f"  the   battery died   again {time.monotonic_ns()} "
     served = predict(server, text)
@@ -134,7 +135,7 @@ def test_a_record_holds_the_label_and_the_served_answer(
     assert abs(rec.t - time.time()) < 60
 
 
-def test_too_long_text_is_cut_like_predict(server: PredictorProcess, empty: RedisServer) -> None:
+def test_too_long_text_is_cut_like_predict(server: Predictor, empty: RedisServer) -> None:
     text = "word " * 100
     resp = send(server, {"text": text, "label": "neutral"})
     assert resp.status_code == 202 and resp.json()["truncated"] is True
@@ -143,7 +144,7 @@ def test_too_long_text_is_cut_like_predict(server: PredictorProcess, empty: Redi
 
 
 def test_tweet_url_feedback_stores_the_tweet_text(
-    server: PredictorProcess, empty: RedisServer, module_x_api: FakeXApi
+    server: Predictor, empty: RedisServer, module_x_api: FakeXApi
 ) -> None:
     url = module_x_api.add("981", "what a lovely morning in the park", "walker")
     resp = send(server, {"tweet_url": url, "label": "positive"})
@@ -153,7 +154,7 @@ def test_tweet_url_feedback_stores_the_tweet_text(
 
 
 def test_the_log_keeps_only_the_newest_records_and_expires(
-    server: PredictorProcess, empty: RedisServer
+    server: Predictor, empty: RedisServer
 ) -> None:
     for n in range(MAX_ENTRIES + 3):
         assert send(server, {"text": f"record number {n}", "label": "neutral"}).status_code == 202
@@ -178,9 +179,7 @@ def test_records_older_than_the_ttl_are_not_read() -> None:
     ]
 
 
-def test_agreement_is_counted_by_label_and_verdict(
-    server: PredictorProcess, empty: RedisServer
-) -> None:
+def test_agreement_is_counted_by_label_and_verdict(server: Predictor, empty: RedisServer) -> None:
     text = f"counting agreement {time.monotonic_ns()}"
     served = str(predict(server, text)["label"])
     other = next(lb for lb in ("negative", "neutral", "positive") if lb != served)

@@ -12,10 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.inprocess import InProcessPredictor
+from harness.servers import Predictor
 from predictor.featurestore.history import HistoryEntry
 from predictor.routes.users import polarity, summarise
 from tests.fixtures.fake_x_api import FakeXApi
-from tests.fixtures.predictor_proc import REPO, PredictorProcess
+from tests.fixtures.predictor_proc import REPO
 
 LABELS = ["negative", "neutral", "positive"]
 DAY = 86_400.0
@@ -73,15 +75,15 @@ def _iso(days_ago: float) -> str:
 @pytest.fixture(scope="module")
 def server(
     tiny_model_dir: Path, module_x_api: FakeXApi, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[PredictorProcess]:
+) -> Iterator[InProcessPredictor]:
     env = module_x_api.env()
     log = tmp_path_factory.mktemp("users") / "predictor.log"
-    proc = PredictorProcess(tiny_model_dir, log, env=env).start().wait_ready()
+    proc = InProcessPredictor(tiny_model_dir, log, env=env).start().wait_ready()
     yield proc
     proc.stop()
 
 
-def test_route_and_cli(server: PredictorProcess, module_x_api: FakeXApi, tmp_path: Path) -> None:
+def test_route_and_cli(server: Predictor, module_x_api: FakeXApi, tmp_path: Path) -> None:
     texts = ["I love it", "so bad", "ok I guess", "great great great", "terrible", "fine"]
     urls = [
         module_x_api.add(str(500 + n), text, "Frank", _iso(25 - 4 * n))
