@@ -31,6 +31,15 @@ WARMUP_TEXTS = (
 )
 
 
+# Largest probability difference a frozen graph may show against its file: fp32 must agree
+# to rounding; reduced precisions reorder and fuse bf16/fp16 arithmetic (the export's own
+# bf16 check allows 1e-2 against fp32).
+FREEZE_TOLERANCE = {"fp32": 1e-4, "bf16": 2e-2, "fp16": 2e-2}
+
+
+FREEZE_PROBES = (["a short probe"], ["i love it", "not good at all, sadly", "on my way home now"])
+
+
 class ModelLoadError(RuntimeError):
     """The model directory is missing, incomplete or produced a bad warm-up batch."""
 
@@ -101,6 +110,7 @@ class Engine:
         self._model: torch.jit.ScriptModule | None = None
         self._tokenizer: Tokenizer | None = None
         self.card: ServingCard | None = None
+        self.freeze_max_diff: float | None = None  # set when the frozen graph is served
 
     @property
     def precision(self) -> str:
@@ -125,20 +135,23 @@ class Engine:
         if self.device == "cpu":
             threads = self.settings.cpu_threads or default_cpu_threads()
             torch.set_num_threads(threads)
-        model = self._load_model(model_dir)
+        model = self._load_model(model_dir, tokenizer)
         _check_output_width(model, tokenizer, card, self.device, model_dir)
         self._model, self._tokenizer, self.card = model, tokenizer, card
         log.info(
-            "loaded model %s version %s on %s, precision %s, %d torch threads",
+            "loaded model %s version %s on %s, precision %s, %d torch threads, graph %s",
             card.name,
             card.version,
             self.device,
             self.precision,
             torch.get_num_threads(),
+            "as exported"
+            if self.freeze_max_diff is None
+            else f"frozen (max probability difference {self.freeze_max_diff:.1e})",
         )
         return card
 
-    def _load_model(self, model_dir: Path) -> torch.jit.ScriptModule:
+    def _load_model(self, model_dir: Path, tokenizer: Tokenizer) -> torch.jit.ScriptModule:
         """The file exported for this precision; fp16 is the fp32 file halved on the GPU."""
         name = PRECISION_FILES["bf16" if self._precision == "bf16" else "fp32"]
         if not (model_dir / name).is_file():
@@ -150,7 +163,41 @@ class Engine:
             model = torch.jit.load(str(model_dir / name), map_location=self.device).eval()
         except RuntimeError as exc:
             raise ModelLoadError(f"{model_dir / name} is not a TorchScript file: {exc}") from exc
-        return model.half() if self._precision == "fp16" else model
+        model = model.half() if self._precision == "fp16" else model
+        if self.settings.freeze and self.device == "cpu":
+            return self._frozen(model, tokenizer)
+        return model
+
+    def _frozen(
+        self, model: torch.jit.ScriptModule, tokenizer: Tokenizer
+    ) -> torch.jit.ScriptModule:
+        """The graph frozen (weights inlined as constants) and optimised for inference, which
+        drops the per-call attribute lookups and fuses ops: the bf16 file as exported is slower
+        than fp32 at batch 1 until frozen. Kept only if it agrees with the file on probe
+        batches of two shapes; otherwise the file is served as it is, and the log says why."""
+        try:
+            frozen = torch.jit.optimize_for_inference(torch.jit.freeze(model))
+        except RuntimeError as exc:  # a graph freeze cannot handle: serve the file unchanged
+            log.warning("serving the graph unfrozen: torch.jit.freeze failed (%s)", exc)
+            return model
+        tolerance = FREEZE_TOLERANCE[self._precision]
+        worst = 0.0
+        with torch.inference_mode():
+            for texts in FREEZE_PROBES:
+                batch = encode(tokenizer, list(texts))
+                ids, mask = batch.input_ids, batch.attention_mask
+                want = torch.softmax(model(ids, mask).float(), dim=-1)
+                got = torch.softmax(frozen(ids, mask).float(), dim=-1)
+                worst = max(worst, float((want - got).abs().max()))
+        if worst > tolerance:
+            log.warning(
+                "serving the graph unfrozen: frozen probabilities differ by %.2e (> %.0e)",
+                worst,
+                tolerance,
+            )
+            return model
+        self.freeze_max_diff = worst
+        return frozen
 
     def warmup(self) -> None:
         """Run a few batches so the first real request does not pay for lazy init."""

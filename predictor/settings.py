@@ -89,6 +89,12 @@ class ServingSettings(PredictorSettings):
     warmup_batches: int = Field(
         2, ge=0, description="Forward passes run before `ready` turns true."
     )
+    freeze: bool = Field(
+        True,
+        description="Freeze the TorchScript graph at load (torch.jit.freeze + "
+        "optimize_for_inference on the CPU), kept only if it answers as the file does on "
+        "probe texts. Measured on 2 cores: bf16 at batch 1 5.8 -> 3.4 ms (see README).",
+    )
     drain_timeout_s: float = Field(
         30.0,
         gt=0,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from predictor.engine import Engine, ModelLoadError, resolve_precision
+from predictor.engine import FREEZE_TOLERANCE, Engine, ModelLoadError, resolve_precision
 from predictor.hardware import cpu_has_native_bf16
 from predictor.modelcard import PRECISION_FILES, ServingCard
 from predictor.settings import ServingSettings
@@ -85,3 +85,21 @@ def test_bf16_serves_close_to_fp32(both_precisions: Path) -> None:
     assert probs["bf16"].dtype == np.float32  # the wire type does not change
     diff = np.abs(probs["bf16"] - probs["fp32"]).max()
     assert 0 < diff < 0.05  # really a different precision, and close
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_frozen_graph_answers_as_the_file_does(both_precisions: Path, precision: str) -> None:
+    """Freezing inlines the weights (no parameters left on the module) and is kept only
+    within the precision's tolerance of the file; switched off, the file is served as is."""
+    frozen = Engine(settings(both_precisions, precision=precision))
+    plain = Engine(settings(both_precisions, precision=precision, freeze=False))
+    frozen.load()
+    plain.load()
+    assert frozen.freeze_max_diff is not None and plain.freeze_max_diff is None
+    assert not list(frozen._model.named_parameters())  # type: ignore[union-attr]
+    assert list(plain._model.named_parameters())  # type: ignore[union-attr]
+    diff = np.abs(frozen.infer(TEXTS).probabilities - plain.infer(TEXTS).probabilities).max()
+    assert diff <= FREEZE_TOLERANCE[precision]
+    assert [frozen.infer([t]).probabilities.argmax() for t in TEXTS] == [
+        plain.infer([t]).probabilities.argmax() for t in TEXTS
+    ]
