@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from predictor import metrics
+from predictor.deadline import remaining
 from predictor.engine import BatchResult
-from predictor.errors import BadInput, NotReady
+from predictor.errors import BadInput, DeadlineExceeded, NotReady
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class _Item:
     text: str
     future: asyncio.Future[Row]
     enqueued: float = field(default_factory=time.perf_counter)
+    started: bool = False  # in a forward pass: its answer comes whether anyone waits or not
 
 
 class Batcher:
@@ -92,11 +94,34 @@ class Batcher:
         if waiting + len(texts) > self.max_queue:
             metrics.SHED.labels(self._model).inc()
             raise NotReady(f"overloaded: {waiting} texts already queued; retry later")
+        left = remaining()
+        if left is not None and left <= 0:
+            metrics.DROPPED_TEXTS.labels(self._model, "expired").inc(len(texts))
+            raise DeadlineExceeded("the request's deadline passed before it was queued")
         loop = asyncio.get_running_loop()
         items = [_Item(t, loop.create_future()) for t in texts]
         for item in items:
             self._queue.put_nowait(item)
-        return list(await asyncio.gather(*(i.future for i in items)))
+        try:
+            async with asyncio.timeout(left):
+                return list(await asyncio.gather(*(i.future for i in items)))
+        except TimeoutError:
+            # The gather's cancellation cancelled every future: what is still queued is
+            # skipped when its turn comes (`_run` drops done futures), never computed.
+            self._dropped(items, "expired")
+            raise DeadlineExceeded(
+                f"not answered within the request's deadline ({left:.3g} s); "
+                f"{sum(not i.started for i in items)} of {len(items)} texts were still queued "
+                "and were dropped"
+            ) from None
+        except asyncio.CancelledError:  # the client went away (REST disconnect, gRPC cancel)
+            self._dropped(items, "cancelled")
+            raise
+
+    def _dropped(self, items: list[_Item], reason: str) -> None:
+        queued = sum(not i.started for i in items)
+        if queued:
+            metrics.DROPPED_TEXTS.labels(self._model, reason).inc(queued)
 
     async def close(self) -> None:
         """Refuse new texts, answer everything already queued, then stop."""
@@ -196,6 +221,8 @@ class Batcher:
         wait = metrics.QUEUE_WAIT.labels(self._model)
         for item in live:
             wait.observe(started - item.enqueued)
+        for item in live:
+            item.started = True
         self._running = live
         try:
             await self._forward(live)

@@ -62,10 +62,20 @@ class UpstreamUnavailable(PredictorError):
 
 
 class NotReady(PredictorError):
-    """The model is not loaded yet, or the server is draining."""
+    """The model is not loaded yet, the server is draining, or it sheds load: retry (the REST
+    answer says when, `Retry-After`)."""
 
     status_code = 503
     grpc_code = "UNAVAILABLE"
+    retry_after_s: ClassVar[int] = 1
+
+
+class DeadlineExceeded(PredictorError):
+    """The request's deadline passed before its answer was ready; texts still queued were
+    dropped without reaching the model."""
+
+    status_code = 504
+    grpc_code = "DEADLINE_EXCEEDED"
 
 
 class Forbidden(PredictorError):

@@ -142,6 +142,14 @@ SHED = ModelSeries(
         ["model", "version"],
     )
 )
+DROPPED_TEXTS = ModelSeries(
+    Counter(
+        "predictor_dropped_texts_total",
+        "Texts taken off the queue before their forward pass, by reason: `cancelled` (the "
+        "client disconnected or cancelled) or `expired` (the request's deadline passed).",
+        ["model", "version", "reason"],
+    )
+)
 PREDICTIONS = ModelSeries(
     Counter(
         "predictor_predictions_total",

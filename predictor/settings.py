@@ -103,6 +103,14 @@ class ServingSettings(PredictorSettings):
         "request part runs out is answered 503 'shutting down'. Keep the pod's "
         "terminationGracePeriodSeconds at least preStop sleep + this.",
     )
+    request_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Longest an inference request may wait for its answer (KServe's default "
+        "InferenceService timeout); a request still waiting then gets 504 and its queued texts "
+        "never reach the model. A client can ask for less with the `x-request-timeout` header "
+        "(seconds) on REST or its own gRPC deadline, never for more.",
+    )
     access_log: bool = Field(
         True, description="One JSON line per request (health and metrics excluded)."
     )

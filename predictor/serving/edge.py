@@ -7,6 +7,7 @@ once for gRPC (an interceptor), and both turn errors into one response shape.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -24,8 +25,10 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from predictor import metrics
+from predictor.deadline import DEADLINE, TIMEOUT_HEADER, deadline_after, parse_timeout
 from predictor.errors import (
     BadInput,
+    ClientClosed,
     Forbidden,
     NotFound,
     NotReady,
@@ -43,6 +46,7 @@ errlog = logging.getLogger("predictor.errors")
 
 REQUEST_ID_HEADER = "x-request-id"  # REST header and gRPC metadata key
 _REQUEST_ID_B = REQUEST_ID_HEADER.encode()
+_TIMEOUT_B = TIMEOUT_HEADER.encode()
 _INFER_PATH = re.compile(
     r"^/v(?P<v>[12])/models/(?P<model>[^/:]+)(?::predict|/infer|(?P<explain>:explain))$"
 )
@@ -76,12 +80,18 @@ def _request_id(client_value: str | None) -> str:
 
 
 def _log_error(err: PredictorError, exc: BaseException) -> None:
-    if err.status_code == 503:  # overload or not ready: expected, and a traceback each would flood
+    if err.status_code in (503, 504):  # overload, not ready, deadline: expected, no traceback
         errlog.warning("request refused: %s", err.message, extra={"status": 503})
     elif err.status_code >= 500:
         errlog.error("request failed: %s", err.message, exc_info=exc)
     else:
         errlog.info("request rejected: %s", err.message, extra={"status": err.status_code})
+
+
+def _retry_after(err: PredictorError) -> dict[str, str]:
+    """`Retry-After` for the errors a retry cures (503: loading, shedding, draining)."""
+    seconds = getattr(err, "retry_after_s", None)
+    return {"retry-after": str(seconds)} if seconds is not None else {}
 
 
 async def error_response(_: Request, exc: Exception) -> Response:
@@ -92,6 +102,7 @@ async def error_response(_: Request, exc: Exception) -> Response:
         orjson.dumps({"error": err.message}),
         status_code=err.status_code,
         media_type="application/json",
+        headers=_retry_after(err),
     )
 
 
@@ -176,6 +187,7 @@ class EdgeMiddleware:
         self.max_body = settings.max_body_bytes
         self.repository_enabled = settings.enable_repository_api
         self.access_log = settings.access_log
+        self.request_timeout_s = settings.request_timeout_s
         self.versions = versions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -209,11 +221,26 @@ class EdgeMiddleware:
 
             if infer and infer.group("v") == "2":
                 _default_json_content_type(scope)
+            if refusal is None and infer is not None:
+                try:
+                    self._set_deadline(scope)
+                except PredictorError as err:
+                    refusal = err
             if refusal is not None:
                 _log_error(refusal, refusal)
                 await _send_error(send_with_id, refusal)
+            elif infer is not None:
+                if await _until_disconnect(self.app, scope, self._limited(receive), send_with_id):
+                    status.code = ClientClosed.status_code  # nobody is left to answer
             else:
                 await self.app(scope, self._limited(receive), send_with_id)
+
+    def _set_deadline(self, scope: Scope) -> None:
+        """This request's deadline: the server's, or sooner if the caller asks (header)."""
+        asked = _header(scope, _TIMEOUT_B)
+        DEADLINE.set(
+            deadline_after(self.request_timeout_s, None if asked is None else parse_timeout(asked))
+        )
 
     def _unversioned(self, scope: Scope) -> Scope:
         """A path naming the loaded version, as the unversioned path; other versions: 404."""
@@ -274,6 +301,45 @@ class EdgeMiddleware:
         return guarded
 
 
+async def _until_disconnect(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> bool:
+    """Run the app, and cancel it if the client disconnects once its body is in: a request
+    nobody waits for must not keep its texts queued for the model (they are dropped from
+    the queue; a batch already running finishes). True when the client went away first."""
+    body_in = asyncio.Event()
+    disconnected: list[Message] = []
+
+    async def tracked() -> Message:
+        if disconnected:
+            return disconnected[0]
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            body_in.set()
+        return message
+
+    async def watch() -> None:
+        await body_in.wait()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                disconnected.append(message)
+                return
+
+    work = asyncio.ensure_future(app(scope, tracked, send))  # the request's context, copied
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await asyncio.wait((work, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not work.done():
+            work.cancel()
+        watcher.cancel()
+    if work.cancelled() or not work.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
+        return True
+    work.result()  # the app's own exception, if any, as if called directly
+    return False
+
+
 def _default_json_content_type(scope: Scope) -> None:
     """A v2 body without the binary-tensor header is JSON, whatever its content type says.
 
@@ -304,6 +370,7 @@ async def _send_error(send: Send, err: PredictorError) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *((k.encode(), v.encode()) for k, v in _retry_after(err).items()),
             ],
         }
     )
@@ -322,9 +389,12 @@ class GrpcEdge(grpc.aio.ServerInterceptor):
     UNKNOWN; parsed here, it is INVALID_ARGUMENT with a message.
     """
 
-    def __init__(self, versions: Versions, access_log: bool = True) -> None:
+    def __init__(
+        self, versions: Versions, access_log: bool = True, request_timeout_s: float = 60.0
+    ) -> None:
         self.versions = versions
         self.access_log = access_log
+        self.request_timeout_s = request_timeout_s
 
     async def intercept_service(
         self,
@@ -369,6 +439,8 @@ class GrpcEdge(grpc.aio.ServerInterceptor):
                 named = _grpc_version(request)
                 if named is not None:
                     check_version(self.versions(), *named)
+                if infer:
+                    DEADLINE.set(deadline_after(self.request_timeout_s, context.time_remaining()))
                 result = await behaviour(request, context)
                 # Set only now: KServe's servicer reads trailing metadata as request headers.
                 context.set_trailing_metadata(trailer)

@@ -201,7 +201,13 @@ class PredictorServer:
         limit = self.settings.max_body_bytes
         server = aio.server(
             futures.ThreadPoolExecutor(max_workers=self.grpc_threads),
-            interceptors=(GrpcEdge(self._versions, access_log=self.settings.access_log),),
+            interceptors=(
+                GrpcEdge(
+                    self._versions,
+                    access_log=self.settings.access_log,
+                    request_timeout_s=self.settings.request_timeout_s,
+                ),
+            ),
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", max(limit, 16 * 1024 * 1024)),

@@ -166,4 +166,6 @@ async def test_each_server_builds_its_own_app(app: InProcess, tiny_model_dir: Pa
         transport=httpx.ASGITransport(app=theirs), base_url="http://other"
     ) as client:  # not loaded: its own readiness, not the loaded server's
         assert (await client.get("/v2/health/ready")).status_code == 503
+        early = await client.post("/v1/models/other:predict", json={"instances": ["x"]})
+        assert early.status_code == 503 and early.headers["retry-after"] == "1"  # retry soon
     assert (await app.client.get("/v2/health/ready")).status_code == 200
