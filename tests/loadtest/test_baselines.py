@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.servers import PredictorProcess
+from harness.inprocess import InProcessPredictor
+from harness.servers import Predictor, PredictorProcess
 from loadtest.clients import Wire
 from loadtest.corpus import TextPool, unique_texts
 from loadtest.measure import measure
@@ -58,7 +59,7 @@ def hf_eager(
     proc.stop()
 
 
-def predict(proc: PredictorProcess, texts: list[str]) -> list[dict[str, object]]:
+def predict(proc: Predictor, texts: list[str]) -> list[dict[str, object]]:
     resp = httpx.post(f"{proc.url}/v1/models/sentiment:predict", json={"instances": texts})
     assert resp.status_code == 200, resp.text
     return list(resp.json()["predictions"])
@@ -85,8 +86,9 @@ def test_hf_eager_baseline_rebuilds_the_served_model_from_its_weights(
     hf_eager: PredictorProcess, tiny_model_dir: Path
 ) -> None:
     """Same weights, eager graph, HF tokenizer: the fp32 file's answers, to float noise."""
-    fp32 = PredictorProcess(tiny_model_dir, hf_eager.log_path.parent / "fp32.log",
-                            env={"PREDICTOR_PRECISION": "fp32"}).start().wait_ready(90)  # fmt: skip
+    log = hf_eager.log_path.parent / "fp32.log"
+    fp32 = InProcessPredictor(tiny_model_dir, log, env={"PREDICTOR_PRECISION": "fp32"})
+    fp32.start().wait_ready(90)
     try:
         ours = predict(fp32, TEXTS)
     finally:

@@ -27,7 +27,6 @@ from mlops.storageuri import StorageUri, StorageUriError
 from predictor.modelcard import ServingCard
 from tests.charts.chart_tools import CHART
 from tests.fixtures.object_store import Registry, S3Server, oci_registry, s3_server
-from tests.fixtures.predictor_proc import PredictorProcess
 from tests.mlops.conftest import with_card
 
 __all__ = ["oci_registry", "s3_server"]
@@ -299,15 +298,14 @@ def test_a_bad_mounted_directory_never_serves_and_the_log_says_why(
     tiny_model_dir: Path, tmp_path: Path, make: Any, message: str
 ) -> None:
     bad = make(tiny_model_dir, tmp_path / "mnt-models")
-    server = PredictorProcess(bad, tmp_path / "log").start()
-    assert server.proc is not None
+    server = InProcessPredictor(bad, tmp_path / "log").start()
     ready_seen = False
     deadline = time.monotonic() + 120
-    while server.proc.poll() is None and time.monotonic() < deadline:
+    while server.running() and time.monotonic() < deadline:
         with contextlib.suppress(httpx.HTTPError):
             ready_seen |= httpx.get(f"{server.url}/v2/health/ready", timeout=1).status_code == 200
         time.sleep(0.1)
-    assert server.proc.wait(5) == 1
+    assert server.stop(5) == 1  # what `python -m predictor` exits with
     assert not ready_seen, "a bad model directory turned ready"
     assert "model failed to load" in server.logs() and message in server.logs()
 

@@ -20,10 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.inprocess import InProcessPredictor
-from harness.servers import Predictor
 from observability import alerts, dashboard
 from tests.fixtures.fake_x_api import FakeXApi
+from tests.fixtures.predictor_proc import PredictorProcess
 from tests.fixtures.prometheus_server import PrometheusServer, QueryError, StartPrometheus
 from tests.fixtures.redis_server import RedisServer
 
@@ -43,20 +42,20 @@ _EXPECTED_EMPTY_RE = re.compile(r"\b(" + "|".join(EXPECTED_EMPTY) + r")\w+")
 
 @dataclass
 class Stack:
-    predictor: Predictor
+    predictor: PredictorProcess
     prometheus: PrometheusServer
     redis: RedisServer
     version: str
 
 
-def _v1(server: Predictor, instances: list[object], model: str = "sentiment") -> int:
+def _v1(server: PredictorProcess, instances: list[object], model: str = "sentiment") -> int:
     resp = httpx.post(
         f"{server.url}/v1/models/{model}:predict", json={"instances": instances}, timeout=30
     )
     return resp.status_code
 
 
-def _traffic(server: Predictor, api: FakeXApi, round_: int) -> list[int]:
+def _traffic(server: PredictorProcess, api: FakeXApi, round_: int) -> list[int]:
     """One round of every kind of request; the statuses, for the record."""
     statuses = [
         _v1(server, ["the same text every round", "and its twin"]),  # hits after round 0
@@ -101,7 +100,7 @@ def stack(
         "PREDICTOR_HEALTH_INTERVAL_S": "0.5",
     }
     log = tmp_path_factory.mktemp("obs-predictor") / "predictor.log"
-    server = InProcessPredictor(tiny_model_dir, log, env=env).start().wait_ready()
+    server = PredictorProcess(tiny_model_dir, log, env=env).start().wait_ready()
     prom = start_prometheus(
         [f"127.0.0.1:{server.http_port}"],
         labels={"namespace": NAMESPACE, "pod": POD},

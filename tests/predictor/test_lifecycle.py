@@ -15,6 +15,8 @@ import httpx
 import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 
+from harness.inprocess import InProcessPredictor
+from harness.process import poll
 from harness.scrape import sample_sum
 from predictor.settings import ServingSettings
 from tests.fixtures.fake_models import write_broken_model, write_slow_model
@@ -213,14 +215,14 @@ def test_drain_budget_fits_the_charts_grace_period() -> None:
 
 def test_broken_model_exits_nonzero(tiny_model_dir: Path, tmp_path: Path) -> None:
     broken = write_broken_model(tiny_model_dir, tmp_path / "broken")
-    server = PredictorProcess(broken, tmp_path / "log").start()
-    assert server.proc is not None
-    assert server.proc.wait(60) == 1
+    server = InProcessPredictor(broken, tmp_path / "log").start()
+    poll(lambda: not server.running(), 60, "the server to give up")
+    assert server.stop() == 1  # what `python -m predictor` exits with
     assert "model failed to load" in server.logs()
 
 
 def test_missing_model_dir_names_the_fix(tmp_path: Path) -> None:
-    server = PredictorProcess(tmp_path / "nowhere", tmp_path / "log").start()
-    assert server.proc is not None
-    assert server.proc.wait(60) == 1
+    server = InProcessPredictor(tmp_path / "nowhere", tmp_path / "log").start()
+    poll(lambda: not server.running(), 60, "the server to give up")
+    assert server.stop() == 1
     assert "run `make model`" in server.logs()
