@@ -8,7 +8,9 @@ through the engine), `postprocess` (encode for the caller's protocol).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -120,6 +122,10 @@ class SentimentModel(Model):
             metrics.PREDICTIONS.labels(self.name, label)
         metrics.PREDICTION_SCORE.labels(self.name)
         metrics.READY.labels(self.name).set(1)
+        # What load built (torch modules, tokenizer, KServe's app) lives for the whole
+        # process: out of the collector's way, so a full collection mid-request stays short.
+        gc.collect()
+        gc.freeze()
         self.ready = True
         for hook in self.on_ready:
             hook()
@@ -213,14 +219,24 @@ class SentimentModel(Model):
                     authored.append(
                         Authored(tweet.tweet.author, tweet.tweet.id, tweet.tweet.created_at, p)
                     )
-            if p.truncated and hit is None:
-                metrics.TRUNCATED.labels(self.name).inc()
-            metrics.PREDICTIONS.labels(self.name, p.label).inc()
-            metrics.PREDICTION_SCORE.labels(self.name).observe(p.score)
             predictions.append(p)
+        self._count(predictions, found)
         self.cache.remember(version, precision, list(computed.items()))
         self.history.record(version, authored)
         return Answer(payload, predictions)
+
+    def _count(self, predictions: list[Prediction], found: list[Prediction | None]) -> None:
+        """The prediction series, once per label and request rather than once per text: each
+        `labels()` call takes the registry's lock and resolves the version."""
+        by_label = Counter(p.label for p in predictions)
+        for label, n in by_label.items():
+            metrics.PREDICTIONS.labels(self.name, label).inc(n)
+        scores = metrics.PREDICTION_SCORE.labels(self.name)
+        for p in predictions:
+            scores.observe(p.score)
+        cut = sum(p.truncated and hit is None for p, hit in zip(predictions, found, strict=True))
+        if cut:
+            metrics.TRUNCATED.labels(self.name).inc(cut)
 
     async def explain(self, payload: Decoded, headers: dict[str, str] | None = None) -> Explained:
         """KServe's `:explain` verb (v1): per instance the label `:predict` gives and each
