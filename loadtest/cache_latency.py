@@ -23,10 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tqdm import tqdm
 
 from harness.scrape import sample_sum
 from harness.servers import PredictorProcess, RedisServer
+from loadtest.runner import drive
+from predictor import DEFAULT_MODEL_NAME
+
+PREDICT = f"/v1/models/{DEFAULT_MODEL_NAME}:predict"
 
 SENTENCE = (
     "the service was slow but the staff were friendly and the coffee was great today "
@@ -44,30 +47,24 @@ def tweet(n: int) -> str:
 async def run_phase(
     url: str, texts: list[str], clients: int, label: str
 ) -> tuple[list[float], Counter[int]]:
-    """Send each text as its own request from `clients` concurrent workers."""
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for t in texts:
-        queue.put_nowait(t)
+    """Send each text once as its own request from `clients` concurrent workers (the loop is
+    loadtest.runner.drive)."""
     latencies: list[float] = []
     codes: Counter[int] = Counter()
-    bar = tqdm(total=len(texts), desc=label, unit="req", leave=False)
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
 
-    async def worker(client: httpx.AsyncClient) -> None:
-        while not queue.empty():
-            text = queue.get_nowait()
+        async def send(n: int) -> str:
             start = time.perf_counter()
             try:
-                resp = await client.post("/v1/models/sentiment:predict", json={"instances": [text]})
+                resp = await client.post(PREDICT, json={"instances": [texts[n]]})
                 codes[resp.status_code] += 1
             except httpx.HTTPError:
                 codes[-1] += 1
             latencies.append(time.perf_counter() - start)
-            bar.update()
+            return "200"
 
-    limits = httpx.Limits(max_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-        await asyncio.gather(*(worker(client) for _ in range(clients)))
-    bar.close()
+        await drive(send, concurrency=clients, max_requests=len(texts), label=label, progress=True)
     return latencies, codes
 
 

@@ -10,9 +10,10 @@ generator that falls behind shows up as latency instead of hiding it.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,6 +64,54 @@ def _take(workload: Iterator[str], n: int) -> list[str]:
     return [next(workload) for _ in range(n)]
 
 
+Send = Callable[[int], Awaitable[str]]
+
+
+async def drive(
+    send: Send,
+    *,
+    concurrency: int,
+    max_requests: int | None = None,
+    max_seconds: float | None = None,
+    stop: asyncio.Event | None = None,
+    texts_per_request: int = 1,
+    label: str = "",
+    progress: bool = False,
+) -> RunResult:
+    """The one closed loop every load generator here uses (the benchmark, the cache-latency
+    check, the reliability and failover tests): `concurrency` workers, each calling
+    `send(n)` for the next request number n as soon as its last call returned, until
+    `max_requests` calls, `max_seconds` or `stop`, whichever comes first. `send` returns
+    the request's status (`200`, `grpc:OK`, an exception's name ...)."""
+    if max_requests is None and max_seconds is None and stop is None:
+        raise ValueError("a run needs a bound: max_requests, max_seconds or stop")
+    _check_bounds(max_requests or 1, max_seconds or 1.0)
+    result = RunResult(label or f"closed c={concurrency}", texts_per_request)
+    result.concurrency = concurrency
+    issued = 0
+    limit = max_requests if max_requests is not None else sys.maxsize
+    bar = tqdm(total=max_requests, desc=result.label, unit="req", disable=not progress, leave=False)
+    start, cpu0 = time.perf_counter(), time.process_time()
+    deadline = start + max_seconds if max_seconds is not None else float("inf")
+
+    async def worker() -> None:
+        nonlocal issued
+        while issued < limit and time.perf_counter() < deadline:
+            if stop is not None and stop.is_set():
+                return
+            n, issued = issued, issued + 1
+            t0 = time.perf_counter()
+            status = await send(n)
+            result.record(status, time.perf_counter() - t0)
+            bar.update()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    result.elapsed_s = time.perf_counter() - start
+    result.client_cpu_s = time.process_time() - cpu0
+    bar.close()
+    return result
+
+
 async def closed_loop(
     client: Client,
     workload: Iterator[str],
@@ -76,28 +125,19 @@ async def closed_loop(
 ) -> RunResult:
     """`concurrency` workers, each sending its next request when the last one answered."""
     _check_bounds(max_requests, max_seconds)
-    result = RunResult(label or f"closed c={concurrency}", texts_per_request)
-    result.concurrency = concurrency
-    issued = 0
-    bar = tqdm(total=max_requests, desc=result.label, unit="req", disable=not progress, leave=False)
-    start, cpu0 = time.perf_counter(), time.process_time()
-    deadline = start + max_seconds
 
-    async def worker() -> None:
-        nonlocal issued
-        while issued < max_requests and time.perf_counter() < deadline:
-            issued += 1
-            texts = _take(workload, texts_per_request)
-            t0 = time.perf_counter()
-            status = await client.send(texts)
-            result.record(status, time.perf_counter() - t0)
-            bar.update()
+    async def send(_: int) -> str:
+        return await client.send(_take(workload, texts_per_request))
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    result.elapsed_s = time.perf_counter() - start
-    result.client_cpu_s = time.process_time() - cpu0
-    bar.close()
-    return result
+    return await drive(
+        send,
+        concurrency=concurrency,
+        max_requests=max_requests,
+        max_seconds=max_seconds,
+        texts_per_request=texts_per_request,
+        label=label,
+        progress=progress,
+    )
 
 
 async def open_loop(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from loadtest.runner import drive
 from tests.reliability.corpus import server_error
 
 PREDICT = "/v1/models/sentiment:predict"
@@ -60,28 +61,27 @@ async def run_load(
     path: str = PREDICT,
     stop: asyncio.Event | None = None,
 ) -> Stats:
-    """Run until `requests` are sent, `seconds` pass or `stop` is set, whichever first."""
+    """Run until `requests` are sent, `seconds` pass or `stop` is set, whichever first
+    (the loop is loadtest.runner.drive; every answer is kept here, errors included)."""
     stats = Stats()
-    counter = iter(range(requests if requests is not None else 10**12))
-    deadline = time.monotonic() + seconds if seconds is not None else float("inf")
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
 
-    async def client(http: httpx.AsyncClient) -> None:
-        for n in counter:
-            if time.monotonic() > deadline or (stop is not None and stop.is_set()):
-                return
+        async def send(n: int) -> str:
             start = time.perf_counter()
             try:
                 resp = await http.post(path, json=body(n))
             except httpx.HTTPError as exc:
                 stats.transport_errors[type(exc).__name__] += 1
                 await asyncio.sleep(0.05)
-                continue
+                return type(exc).__name__
             stats.latencies.append(time.perf_counter() - start)
             stats.statuses[resp.status_code] += 1
             if resp.status_code == 503:
                 stats.bodies_503.append(resp.content)
+            return str(resp.status_code)
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
-        await asyncio.gather(*(client(http) for _ in range(clients)))
+        await drive(
+            send, concurrency=clients, max_requests=requests, max_seconds=seconds, stop=stop
+        )
     return stats

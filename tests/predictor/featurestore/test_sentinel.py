@@ -5,7 +5,6 @@ hits resume on the promoted replica without a restart of the predictor."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from harness.inprocess import InProcessPredictor
 from harness.redis_deployments import SentinelDeployment, wait_until
 from harness.scrape import sample_sum
 from harness.servers import Predictor
+from loadtest.runner import drive
 
 CLIENTS = 16
 RUN_S = 24.0
@@ -45,22 +45,22 @@ class Loop:
 
 
 async def closed_loop(url: str, texts: list[str], clients: int, seconds: float) -> Loop:
-    """`clients` workers, each sending its next one-text request when the last one answered."""
-    loop, cycle = Loop(), itertools.cycle(texts)
-    start = time.monotonic()
+    """`clients` workers, each sending its next one-text request when the last one answered
+    (the loop is loadtest.runner.drive)."""
+    loop = Loop()
     async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=clients)) as c:
 
-        async def worker() -> None:
-            while time.monotonic() - start < seconds:
-                try:
-                    r = await c.post(url, json={"instances": [next(cycle)]})
-                    ok = r.status_code == 200 and len(r.json()["predictions"]) == 1
-                    loop.statuses["200" if ok else str(r.status_code)] += 1
-                except httpx.HTTPError as exc:
-                    loop.statuses[type(exc).__name__] += 1
+        async def send(n: int) -> str:
+            try:
+                r = await c.post(url, json={"instances": [texts[n % len(texts)]]})
+            except httpx.HTTPError as exc:
+                return type(exc).__name__
+            ok = r.status_code == 200 and len(r.json()["predictions"]) == 1
+            return "200" if ok else str(r.status_code)
 
-        await asyncio.gather(*(worker() for _ in range(clients)))
-    loop.elapsed_s = time.monotonic() - start
+        result = await drive(send, concurrency=clients, max_seconds=seconds)
+    loop.statuses.update(result.statuses)
+    loop.elapsed_s = result.elapsed_s
     return loop
 
 
