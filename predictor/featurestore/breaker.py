@@ -4,6 +4,12 @@ When the backend dies, every request would otherwise wait for its own
 connection timeout and write its own log line. The breaker turns that into
 one fast "skip" per request, letting a single probe through every
 `reset_s`; the rate-limited log says what happened and how often.
+
+Ours rather than pybreaker (or aiobreaker): the breaker wraps every backend call,
+and the library's `call` costs 1052 ns against our 169 ns for `allow` + `success`
+(`python -m loadtest.featurestore_micro`, 2-core project machine, 2026-12-03); it
+also guards synchronous callables (its async path needs Tornado), where the store
+awaits, and raises where the store must fail open with one log line per interval.
 """
 
 from __future__ import annotations

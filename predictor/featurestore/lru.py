@@ -3,6 +3,12 @@
 Two users: the memory backend (bytes and lists, every entry with a TTL) and
 the near cache in front of a remote backend (decoded predictions, no TTL,
 because a (model, version, precision, text) prediction never changes).
+
+Ours rather than cachetools because both sit on every lookup and this is faster
+there: `python -m loadtest.featurestore_micro` on the 2-core project machine
+(busy, 2026-12-03) gave 228 ns per put/get with a TTL against 1197 ns for
+`cachetools.TTLCache` (which expires by a linked list of timers on every access),
+and 153 against 276 ns without one (`cachetools.LRUCache`).
 """
 
 from __future__ import annotations
