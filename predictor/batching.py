@@ -62,6 +62,7 @@ class Batcher:
         run_batch: RunBatch,
         *,
         model_name: str,
+        version: str = "",
         max_batch_size: int,
         max_delay_s: float,
         max_queue: int,
@@ -69,6 +70,7 @@ class Batcher:
     ) -> None:
         self._run_batch = run_batch
         self._model = model_name
+        self._version = version  # every series of this batcher carries the loaded version
         self.max_batch_size = max_batch_size
         self.max_delay_s = max_delay_s
         self.max_queue = max_queue
@@ -92,11 +94,11 @@ class Batcher:
             raise NotReady("the server is shutting down and takes no new requests")
         waiting = self._queue.qsize() + len(self._pending)
         if waiting + len(texts) > self.max_queue:
-            metrics.SHED.labels(self._model).inc()
+            metrics.SHED.labels(self._model, self._version).inc()
             raise NotReady(f"overloaded: {waiting} texts already queued; retry later")
         left = remaining()
         if left is not None and left <= 0:
-            metrics.DROPPED_TEXTS.labels(self._model, "expired").inc(len(texts))
+            metrics.DROPPED_TEXTS.labels(self._model, self._version, "expired").inc(len(texts))
             raise DeadlineExceeded("the request's deadline passed before it was queued")
         loop = asyncio.get_running_loop()
         items = [_Item(t, loop.create_future()) for t in texts]
@@ -121,7 +123,7 @@ class Batcher:
     def _dropped(self, items: list[_Item], reason: str) -> None:
         queued = sum(not i.started for i in items)
         if queued:
-            metrics.DROPPED_TEXTS.labels(self._model, reason).inc(queued)
+            metrics.DROPPED_TEXTS.labels(self._model, self._version, reason).inc(queued)
 
     async def close(self) -> None:
         """Refuse new texts, answer everything already queued, then stop."""
@@ -218,7 +220,7 @@ class Batcher:
         if not live:
             return
         started = time.perf_counter()
-        wait = metrics.QUEUE_WAIT.labels(self._model)
+        wait = metrics.QUEUE_WAIT.labels(self._model, self._version)
         for item in live:
             wait.observe(started - item.enqueued)
         for item in live:
@@ -231,7 +233,7 @@ class Batcher:
 
     async def _forward(self, live: list[_Item]) -> None:
         """One forward pass; when it fails, bisect so only failing texts hear the error."""
-        metrics.BATCH_SIZE.labels(self._model).observe(len(live))
+        metrics.BATCH_SIZE.labels(self._model, self._version).observe(len(live))
         try:
             result = await self._run_batch([i.text for i in live])
         except Exception as exc:
@@ -251,7 +253,7 @@ class Batcher:
                 if still:
                     await self._forward(still)
             return
-        metrics.INFERENCE_LATENCY.labels(self._model).observe(result.seconds)
+        metrics.INFERENCE_LATENCY.labels(self._model, self._version).observe(result.seconds)
         for n, item in enumerate(live):
             if not item.future.done():
                 item.future.set_result(Row(result.probabilities[n], result.truncated[n]))

@@ -15,6 +15,7 @@ mint a new series per made-up model name.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Generic, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -36,50 +37,41 @@ SCORE_BUCKETS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 UNKNOWN_MODEL = "unknown"
 
 _lock = threading.Lock()
-_versions: dict[str, str] = {}
 _info: dict[str, tuple[str, str, str, str]] = {}
 
 M = TypeVar("M", bound=MetricWrapperBase)
 
 
 def model_loaded(model: str, version: str, device: str, precision: str) -> None:
-    """Record the loaded model: its info gauge, and the version every per-model series carries."""
+    """Record the loaded model in its info gauge (one series per model, never a stale one)."""
     labels = (model, version, device, precision)
     with _lock:
-        _versions[model] = version
         previous = _info.get(model)
         _info[model] = labels
     if previous is not None and previous != labels:
-        MODEL_INFO.remove(*previous)  # one info series per model, never a stale one beside it
+        MODEL_INFO.remove(*previous)
     MODEL_INFO.labels(*labels).set(1)
 
 
-def model_registered(model: str) -> None:
-    """A model this process serves, before it loads: its requests (the 503s of start-up)
-    count under its own name with an empty version, not under `model="unknown"`."""
-    with _lock:
-        _versions.setdefault(model, "")
-
-
-def model_labels(model: str) -> tuple[str, str]:
-    """(model, version) as the series label them; unloaded names fold into one series."""
-    version = _versions.get(model)
-    if version is None:
+def series_labels(versions: Mapping[str, str | None], model: str) -> tuple[str, str]:
+    """(model, version) for a request naming `model`, from the server's own map of what it
+    serves: a name it does not serve folds into one `unknown` series (clients cannot grow the
+    label set), a model still loading has version "" (its start-up 503s are its own)."""
+    if model not in versions:
         return UNKNOWN_MODEL, ""
-    return model, version
+    return model, versions[model] or ""
 
 
 class ModelSeries(Generic[M]):
-    """A metric whose first labels are `model, version`; `labels(model, *rest)` adds the version.
-
-    Keeps call sites as they were before versions were added (`X.labels(model, ...)`).
-    """
+    """A metric whose first labels are `model, version`, always given by the caller: the
+    version comes from whoever holds it (the model, the batcher built for it at load, the
+    edge through the server's version map), never from a module-global."""
 
     def __init__(self, metric: M) -> None:
         self.metric = metric
 
-    def labels(self, model: str, *rest: str) -> M:
-        return self.metric.labels(*model_labels(model), *rest)
+    def labels(self, model: str, version: str, *rest: str) -> M:
+        return self.metric.labels(model, version, *rest)
 
 
 REQUESTS = ModelSeries(

@@ -110,6 +110,7 @@ class SentimentModel(Model):
         self._batcher = Batcher(
             engine.run,
             model_name=self.name,
+            version=self.card.version,
             max_batch_size=cap,
             max_delay_s=self.settings.max_batch_delay_ms / 1000.0,
             max_queue=self.settings.max_queue_texts,
@@ -119,8 +120,8 @@ class SentimentModel(Model):
         await self.featurestore.start()
         metrics.model_loaded(self.name, self.card.version, engine.device, engine.precision)
         for label in self.card.labels:  # every label's series from the first scrape, at 0
-            metrics.PREDICTIONS.labels(self.name, label)
-        metrics.PREDICTION_SCORE.labels(self.name)
+            metrics.PREDICTIONS.labels(self.name, self.version, label)
+        metrics.PREDICTION_SCORE.labels(self.name, self.version)
         metrics.READY.labels(self.name).set(1)
         # What load built (torch modules, tokenizer, KServe's app) lives for the whole
         # process: out of the collector's way, so a full collection mid-request stays short.
@@ -230,13 +231,13 @@ class SentimentModel(Model):
         `labels()` call takes the registry's lock and resolves the version."""
         by_label = Counter(p.label for p in predictions)
         for label, n in by_label.items():
-            metrics.PREDICTIONS.labels(self.name, label).inc(n)
-        scores = metrics.PREDICTION_SCORE.labels(self.name)
+            metrics.PREDICTIONS.labels(self.name, self.version, label).inc(n)
+        scores = metrics.PREDICTION_SCORE.labels(self.name, self.version)
         for p in predictions:
             scores.observe(p.score)
         cut = sum(p.truncated and hit is None for p, hit in zip(predictions, found, strict=True))
         if cut:
-            metrics.TRUNCATED.labels(self.name).inc(cut)
+            metrics.TRUNCATED.labels(self.name, self.version).inc(cut)
 
     async def explain(self, payload: Decoded, headers: dict[str, str] | None = None) -> Explained:
         """KServe's `:explain` verb (v1): per instance the label `:predict` gives and each
@@ -250,7 +251,7 @@ class SentimentModel(Model):
         explained = await explain_texts(texts, self._batcher.submit, self._prediction)
         out = []
         for inp, e in zip(inputs, explained, strict=True):
-            metrics.EXPLAINED_WORDS.labels(self.name).observe(len(e.words))
+            metrics.EXPLAINED_WORDS.labels(self.name, self.version).observe(len(e.words))
             cut = inp.cut and not e.prediction.truncated
             out.append(replace(e, prediction=replace(e.prediction, truncated=True)) if cut else e)
         return Explained(out)

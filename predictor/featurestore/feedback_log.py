@@ -116,7 +116,7 @@ class FeedbackLog:
             rec.version,
             history={self.key: [rec.encode()]},
             list_limits=(self.settings.feedback_max_entries, self.settings.feedback_ttl_seconds),
-            dropped=FEEDBACK_DROPPED.labels(self.model).inc,
+            dropped=FEEDBACK_DROPPED.labels(self.model, rec.version).inc,
         )
         self.store.write(op)
 

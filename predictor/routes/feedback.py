@@ -100,8 +100,8 @@ def router(model: SentimentModel, log: FeedbackLog) -> APIRouter:
         first labels of a version count in increase() (the model loads after the bind)."""
         for label in model.labels:
             for verdict in ("agree", "disagree"):
-                FEEDBACK.labels(model.name, label, verdict)
-        FEEDBACK_DROPPED.labels(model.name)
+                FEEDBACK.labels(model.name, model.version, label, verdict)
+        FEEDBACK_DROPPED.labels(model.name, model.version)
 
     model.on_ready.append(zero_series)
     api = APIRouter()
@@ -133,7 +133,7 @@ def router(model: SentimentModel, log: FeedbackLog) -> APIRouter:
         )  # fmt: skip
         log.record(rec)
         verdict = "agree" if rec.agrees else "disagree"
-        FEEDBACK.labels(model.name, label, verdict).inc()
+        FEEDBACK.labels(model.name, version, label, verdict).inc()
         body = {
             "accepted": True,
             "model": model.name,

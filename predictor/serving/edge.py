@@ -125,27 +125,28 @@ class _Status:
 
 @contextlib.contextmanager
 def _observed(
-    rid: str, model: str | None, protocol: str, what: str, access: bool
+    rid: str, series: tuple[str, str] | None, protocol: str, what: str, access: bool
 ) -> Iterator[_Status]:
     """One request, REST or gRPC: its id in the log context, in-flight gauge, request count
-    and latency (inference calls only, `model` set), and the access line."""
+    and latency (inference calls only: `series` is their (model, version), resolved once so
+    the gauge goes down where it went up), and the access line."""
     token = REQUEST_ID.set(rid)
     start = time.perf_counter()
     status = _Status(500)
-    if model is not None:
-        metrics.INFLIGHT.labels(model).inc()
+    if series is not None:
+        metrics.INFLIGHT.labels(*series).inc()
     try:
         yield status
     finally:
         elapsed = time.perf_counter() - start
-        if model is not None:
-            metrics.INFLIGHT.labels(model).dec()
+        if series is not None:
+            metrics.INFLIGHT.labels(*series).dec()
             if protocol == EXPLAIN:  # never counted as prediction traffic or latency
-                metrics.EXPLAIN_REQUESTS.labels(model, str(status.code)).inc()
-                metrics.EXPLAIN_LATENCY.labels(model).observe(elapsed)
+                metrics.EXPLAIN_REQUESTS.labels(*series, str(status.code)).inc()
+                metrics.EXPLAIN_LATENCY.labels(*series).observe(elapsed)
             else:
-                metrics.REQUESTS.labels(model, protocol, str(status.code)).inc()
-                metrics.REQUEST_LATENCY.labels(model, protocol).observe(elapsed)
+                metrics.REQUESTS.labels(*series, protocol, str(status.code)).inc()
+                metrics.REQUEST_LATENCY.labels(*series, protocol).observe(elapsed)
         if access:
             log.info(
                 "%s %d",
@@ -208,7 +209,8 @@ class EdgeMiddleware:
             protocol = EXPLAIN
         access = self.access_log and (infer is not None or not path.startswith(_QUIET_PATHS))
 
-        with _observed(rid, model, protocol, f"{scope['method']} {path}", access) as status:
+        series = None if model is None else metrics.series_labels(self.versions(), model)
+        with _observed(rid, series, protocol, f"{scope['method']} {path}", access) as status:
 
             async def send_with_id(message: Message) -> None:
                 if message["type"] == "http.response.start":
@@ -431,7 +433,8 @@ class GrpcEdge(grpc.aio.ServerInterceptor):
         model = str(getattr(request, "model_name", "")) if infer else None
         access = self.access_log and not method_name.endswith(_GRPC_QUIET_METHODS)
         trailer = ((REQUEST_ID_HEADER, rid),)
-        with _observed(rid, model, "grpc", f"GRPC {method_name}", access) as status:
+        series = None if model is None else metrics.series_labels(self.versions(), model)
+        with _observed(rid, series, "grpc", f"GRPC {method_name}", access) as status:
             status.code = 200
             try:
                 if bad is not None:

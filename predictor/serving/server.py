@@ -21,7 +21,6 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
 from grpc import aio
 
-from predictor import metrics
 from predictor.errors import Forbidden
 from predictor.model import SentimentModel
 from predictor.serving import binary_v2, kserve_compat
@@ -106,7 +105,6 @@ class PredictorServer:
             grace_period=int(settings.drain_timeout_s),
         )
         self.kserve.register_model(model)
-        metrics.model_registered(model.name)  # its startup 503s count under its own name
         self._stopping = asyncio.Event()
         self._draining = False
         self.exit_code = 0

@@ -102,8 +102,9 @@ def test_unloaded_model_names_fold_into_one_series() -> None:
     before = REGISTRY.get_sample_value(
         "predictor_shed_requests_total", {"model": "unknown", "version": ""}
     )
-    metrics.SHED.labels("made-up-1").inc()
-    metrics.SHED.labels("made-up-2").inc()
+    served = {"sentiment": "v1"}
+    metrics.SHED.labels(*metrics.series_labels(served, "made-up-1")).inc()
+    metrics.SHED.labels(*metrics.series_labels(served, "made-up-2")).inc()
     after = REGISTRY.get_sample_value(
         "predictor_shed_requests_total", {"model": "unknown", "version": ""}
     )
@@ -116,31 +117,17 @@ def test_unloaded_model_names_fold_into_one_series() -> None:
     )
 
 
-def test_loaded_model_version_is_filled_in() -> None:
-    metrics.model_loaded("unit-model", "v7", "cpu", "fp32")
-    metrics.REQUESTS.labels("unit-model", "v1", "200").inc()
+def test_the_served_version_comes_from_the_servers_map() -> None:
+    """No module-global version: the caller's map says which version a series carries."""
+    assert metrics.series_labels({"unit-model": "v7"}, "unit-model") == ("unit-model", "v7")
+    metrics.REQUESTS.labels("unit-model", "v7", "v1", "200").inc()
     assert (
         REGISTRY.get_sample_value(
             "predictor_requests_total",
             {"model": "unit-model", "version": "v7", "protocol": "v1", "code": "200"},
         )
-        == 1.0
+        == 1
     )
-    assert (
-        REGISTRY.get_sample_value(
-            "predictor_model_info",
-            {"model": "unit-model", "version": "v7", "device": "cpu", "precision": "fp32"},
-        )
-        == 1.0
-    )
-    metrics.model_loaded("unit-model", "v8", "cpu", "fp32")  # a reload: one info series
-    infos = [
-        s.labels["version"]
-        for family in metrics.MODEL_INFO.collect()
-        for s in family.samples
-        if s.labels["model"] == "unit-model"
-    ]
-    assert infos == ["v8"]
 
 
 def test_latency_buckets_resolve_milliseconds() -> None:
@@ -152,8 +139,9 @@ def test_latency_buckets_resolve_milliseconds() -> None:
 
 def test_a_registered_model_is_counted_under_its_name_before_it_loads() -> None:
     """Start-up 503s belong to the served model on the dashboard, not to "unknown"."""
-    metrics.model_registered("registered-early")
-    metrics.SHED.labels("registered-early").inc()
+    series = metrics.series_labels({"registered-early": None}, "registered-early")
+    assert series == ("registered-early", "")
+    metrics.SHED.labels(*series).inc()
     assert (
         REGISTRY.get_sample_value(
             "predictor_shed_requests_total", {"model": "registered-early", "version": ""}
