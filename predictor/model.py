@@ -11,7 +11,7 @@ import asyncio
 import gc
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,6 +33,7 @@ from predictor.protocol import (
     PROBS_OUTPUT,
     TEXT_INPUT,
     Decoded,
+    Instance,
     Protocol,
     decode_v1,
     decode_v2,
@@ -51,6 +52,15 @@ class Answer:
 
     decoded: Decoded
     predictions: list[Prediction]
+
+
+@dataclass(frozen=True)
+class Classified:
+    """One instance as the model read it and what it answered (`SentimentModel.classify`)."""
+
+    text: str  # cut to the character cap: what the model and the cache key saw
+    prediction: Prediction  # `truncated` covers the character cap and the tokenizer's cut
+    tweet: Resolved | None = None
 
 
 @dataclass(frozen=True)
@@ -195,11 +205,16 @@ class SentimentModel(Model):
     async def predict(
         self, payload: Decoded, headers: dict[str, str] | None = None, *_: Any
     ) -> Answer:
-        """Tweets resolved, the whole batch looked up at once, only misses to the model,
-        and what the model computed queued for write-behind once it all succeeded."""
+        """KServe's predict hook: every instance through `classify`."""
+        return Answer(payload, [c.prediction for c in await self.classify(payload.instances)])
+
+    async def classify(self, instances: Sequence[Instance]) -> list[Classified]:
+        """The one path from instances to predictions, for predict and feedback alike: tweets
+        resolved and texts cut (`_inputs`), the whole batch looked up at once, only misses to
+        the model, and what it computed queued for write-behind once it all succeeded."""
         if self._batcher is None or not self.ready:
             raise NotReady(f"model {self.name} is not ready")
-        inputs = await self._inputs(payload)
+        inputs = await self._inputs(instances)
         version, precision = self.version, self._engine.precision
         found = await self.cache.lookup(version, precision, [i.text for i in inputs])
         todo = list(dict.fromkeys(i.text for i, p in zip(inputs, found, strict=True) if p is None))
@@ -207,7 +222,7 @@ class SentimentModel(Model):
         if todo:
             rows = await self._batcher.submit(todo)
             computed = {t: self._prediction(r) for t, r in zip(todo, rows, strict=True)}
-        predictions: list[Prediction] = []
+        out: list[Classified] = []
         authored: list[Authored] = []
         for inp, hit in zip(inputs, found, strict=True):
             p = hit or computed[inp.text]
@@ -220,11 +235,11 @@ class SentimentModel(Model):
                     authored.append(
                         Authored(tweet.tweet.author, tweet.tweet.id, tweet.tweet.created_at, p)
                     )
-            predictions.append(p)
-        self._count(predictions, found)
+            out.append(Classified(inp.text, p, tweet))
+        self._count([c.prediction for c in out], found)
         self.cache.remember(version, precision, list(computed.items()))
         self.history.record(version, authored)
-        return Answer(payload, predictions)
+        return out
 
     def _count(self, predictions: list[Prediction], found: list[Prediction | None]) -> None:
         """The prediction series, once per label and request rather than once per text: each
@@ -245,7 +260,7 @@ class SentimentModel(Model):
         Fresh forward passes: the cache stores answers, not explanations."""
         if self._batcher is None or not self.ready:
             raise NotReady(f"model {self.name} is not ready")
-        inputs = await self._inputs(payload)
+        inputs = await self._inputs(payload.instances)
         texts = [i.text for i in inputs]
         check_bounds(texts, self.explain_settings)
         explained = await explain_texts(texts, self._batcher.submit, self._prediction)
@@ -267,18 +282,18 @@ class SentimentModel(Model):
             )
         return encode_v1(result.predictions)
 
-    async def _inputs(self, decoded: Decoded) -> list[_Input]:
+    async def _inputs(self, instances: Sequence[Instance]) -> list[_Input]:
         """Literal texts and fetched tweets, cut to the character cap before the tokenizer
         (and the cache key) sees them."""
         urls = [
             (f"instances[{n}].tweet_url", inst.tweet_url)
-            for n, inst in enumerate(decoded.instances)
+            for n, inst in enumerate(instances)
             if inst.text is None and inst.tweet_url is not None
         ]
         tweets = iter(await self.tweets.resolve(urls) if urls else [])
         cap = self.settings.max_text_chars
         out: list[_Input] = []
-        for inst in decoded.instances:
+        for inst in instances:
             tweet = next(tweets) if inst.text is None else None
             text = inst.text if tweet is None else tweet.tweet.text
             assert text is not None

@@ -18,7 +18,6 @@ live accuracy signal (dashboard panel and alert PredictorFeedbackAccuracyLow).
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
@@ -37,8 +36,8 @@ from predictor.featurestore.feedback_log import (
 )
 from predictor.metrics import ModelSeries
 from predictor.model import SentimentModel
-from predictor.protocol import Decoded, Instance, Protocol
-from predictor.serving.logs import REQUEST_ID
+from predictor.protocol import Instance
+from predictor.serving.logs import CLIENT_REQUEST_ID, REQUEST_ID
 
 FEEDBACK = ModelSeries(
     Counter(
@@ -49,7 +48,6 @@ FEEDBACK = ModelSeries(
     )
 )
 FIELDS = {"text", "tweet_url", "label", "request_id"}
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # the edge's own x-request-id rule
 
 
 def _string(body: dict[str, Any], name: str) -> str:
@@ -84,7 +82,7 @@ def parse_body(raw: bytes, labels: list[str]) -> tuple[Instance, str, str | None
     request_id = None
     if body.get("request_id") is not None:
         request_id = _string(body, "request_id")
-        if not _REQUEST_ID.fullmatch(request_id):
+        if not CLIENT_REQUEST_ID.fullmatch(request_id):
             raise BadInput('"request_id" must be 1-128 letters, digits or ._:-')
     if given == ["text"]:
         return Instance(text=_string(body, "text")), label, request_id
@@ -114,22 +112,18 @@ def router(model: SentimentModel, log: FeedbackLog) -> APIRouter:
     async def feedback(name: str, request: Request) -> Response:
         check_name(name)
         inst, label, request_id = parse_body(await request.body(), model.labels)
-        tweet_id = None
-        text = inst.text
-        if text is None:
-            assert inst.tweet_url is not None
-            (resolved,) = await model.tweets.resolve([("tweet_url", inst.tweet_url)])
-            text, tweet_id = resolved.tweet.text, resolved.tweet.id
-        cap = model.settings.max_text_chars
-        kept = keys.normalise_text(text[:cap])
-        if not kept:
+        if inst.text is not None and not keys.normalise_text(inst.text):
             raise BadInput("the text is empty once whitespace is normalised")
-        answer = await model.predict(Decoded(Protocol.V1, [Instance(text=kept)]))
-        served = answer.predictions[0]
+        # what the served model answers for it, through the same path as :predict
+        (seen,) = await model.classify([inst])
+        kept, served = keys.normalise_text(seen.text), seen.prediction
+        if not kept:  # a fetched tweet can be all whitespace too
+            raise BadInput("the text is empty once whitespace is normalised")
+        tweet_id = seen.tweet.tweet.id if seen.tweet is not None else None
         version = model.version
         rec = FeedbackRecord(
             text_hash(kept), kept, label, version, served.label, served.score, time.time(),
-            request_id, tweet_id, len(text) > cap or served.truncated,
+            request_id, tweet_id, served.truncated,
         )  # fmt: skip
         log.record(rec)
         verdict = "agree" if rec.agrees else "disagree"

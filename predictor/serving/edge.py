@@ -38,7 +38,7 @@ from predictor.errors import (
     handled_exceptions,
 )
 from predictor.serving import binary_v2
-from predictor.serving.logs import REQUEST_ID
+from predictor.serving.logs import CLIENT_REQUEST_ID, REQUEST_ID
 from predictor.settings import ServingSettings
 
 log = logging.getLogger("predictor.access")
@@ -68,13 +68,9 @@ _GRPC_QUIET_METHODS = (
 )
 
 
-# A client's id is kept only if it is short and plain, so it cannot bloat or forge log lines.
-_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-
-
 def _request_id(client_value: str | None) -> str:
     """The caller's x-request-id when it is sane, else a fresh one."""
-    if client_value and _CLIENT_REQUEST_ID.fullmatch(client_value):
+    if client_value and CLIENT_REQUEST_ID.fullmatch(client_value):
         return client_value
     return uuid.uuid4().hex
 

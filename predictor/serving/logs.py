@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 import time
 
 import orjson
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+# A client's request id is kept only if it is short and plain, so it cannot bloat or forge
+# log lines (the edge's x-request-id, and the id a feedback body names).
+CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 _STD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
