@@ -57,13 +57,25 @@ class Termination:
 
 
 @dataclass
+class Restart:
+    """A container the kubelet restarted: why, and the end of its log before it."""
+
+    container: str
+    reason: str
+    log_tail: str
+
+    def __repr__(self) -> str:
+        return f"Restart({self.container}: {self.reason})"
+
+
+@dataclass
 class ProbeState:
     """A probe worker's counters, as the kubelet keeps them per container and probe."""
 
     probe: Probe
     ok: bool = False
-    successes: int = 0
-    failures: int = 0
+    successes: int = 0  # consecutive
+    failures: int = 0  # in all
     runs: int = 0
     last_error: str = ""
     consecutive_failures: int = 0
@@ -83,6 +95,12 @@ class PodRun:
     failure: str | None = None
     probes: list[ProbeState] = field(default_factory=list)
     storage_seconds: float = 0.0
+    restarts: list[Restart] = field(default_factory=list)
+    generation: dict[str, int] = field(default_factory=dict)  # starts of each container - 1
+    alive: dict[str, bool] = field(default_factory=dict)  # started and not seen exited
+    _since: dict[str, float] = field(default_factory=dict)  # when each container last started
+    _startup_ok: dict[str, int] = field(default_factory=dict)  # generation whose startup passed
+    _why: dict[str, str] = field(default_factory=dict)  # a probe's reason for the kill
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _tmpfs: list[Path] = field(default_factory=list)
@@ -171,7 +189,6 @@ class PodRun:
         conf = self.workdir / "containers.conf"
         conf.write_text(f"[containers]\ndefault_ulimits = {json.dumps(list(self.ulimits))}\n")
         self._env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-        self.started_at = time.monotonic()
         for vol in self.plan.volumes.values():
             self._materialise(vol)
         self._podman("pod", "rm", "-f", "-t", "0", self.plan.name, check=False)
@@ -188,21 +205,21 @@ class PodRun:
         for c in self.plan.containers:
             self._podman("create", *c.create_args)
         infra = self._podman("pod", "inspect", self.plan.name, "--format", "{{.InfraContainerID}}")
+        self.started_at = time.monotonic()
         for c in self.plan.containers:  # the kubelet starts them one after another, in order
             self._podman("start", self.cid(c.name))
         self.ip = self._podman(
             "inspect", infra.stdout.strip(), "--format", "{{.NetworkSettings.IPAddress}}"
         ).stdout.strip()
+        now = self.started_at  # the probes' clocks start with the first container
         for c in self.plan.containers:
-            startup = [p for p in c.probes if p.kind == "startup"]
-            later = [p for p in c.probes if p.kind != "startup"]
-            gate = threading.Event()
-            if not startup:
-                gate.set()
-            for probe in startup + later:
+            self.generation[c.name], self.alive[c.name], self._since[c.name] = 0, True, now
+            if not any(p.kind == "startup" for p in c.probes):
+                self._startup_ok[c.name] = 0
+            for probe in c.probes:
                 state = ProbeState(probe)
                 self.probes.append(state)
-                t = threading.Thread(target=self._worker, args=(state, gate), daemon=True)
+                t = threading.Thread(target=self._worker, args=(state,), daemon=True)
                 t.start()
                 self._threads.append(t)
         watch = threading.Thread(target=self._watch, daemon=True)
@@ -234,20 +251,27 @@ class PodRun:
         else:
             raise RuntimeError(f"unknown action {p.action}")
 
-    def _worker(self, s: ProbeState, startup_done: threading.Event) -> None:
-        p = s.probe
-        if p.kind != "startup":
-            while not startup_done.wait(0.2):
-                if self._stop.is_set():
-                    return
-        if self._stop.wait(p.initial_delay):
-            return
+    def _worker(self, s: ProbeState) -> None:
+        """One probe of one container, per container start: liveness and readiness only after
+        the startup probe passed, every count reset when the container restarts."""
+        p, name, seen = s.probe, s.probe.container, -1
         while not self._stop.is_set():
+            gen = self.generation[name]
+            if gen != seen:  # a (re)started container: counts reset, the delay again
+                seen, s.ok, s.successes, s.consecutive_failures = gen, False, 0, 0
+                if self._stop.wait(
+                    max(0.0, self._since[name] + p.initial_delay - time.monotonic())
+                ):
+                    return
+                continue
+            started = self._startup_ok.get(name) == gen
+            if not self.alive[name] or (p.kind == "startup") == started:
+                self._stop.wait(0.2)  # down, waiting for startup, or startup already passed
+                continue
             tick = time.monotonic()
             try:
-                self._run_probe(p.container, p, p.timeout)
-                s.successes, s.consecutive_failures = s.successes + 1, 0
-                passed = True
+                self._run_probe(name, p, p.timeout)
+                s.successes, s.consecutive_failures, passed = s.successes + 1, 0, True
             except Exception as exc:  # any probe error is a failure, as in the kubelet
                 s.failures, s.consecutive_failures = s.failures + 1, s.consecutive_failures + 1
                 s.last_error = f"{type(exc).__name__}: {exc}"
@@ -255,37 +279,51 @@ class PodRun:
             s.runs += 1
             if passed and s.successes >= p.success_threshold:
                 s.ok = True
+                if p.kind == "startup":
+                    self._startup_ok[name] = gen
             if not passed and s.consecutive_failures >= p.failure_threshold:
                 s.ok = False
-                if p.kind in ("startup", "liveness") and self.failure is None:
-                    self.failure = (
-                        f"{p.container}: {p.kind} probe failed {s.consecutive_failures} times "
-                        f"({s.last_error}); the kubelet would restart it"
-                    )
-            if p.kind == "startup" and s.ok:
-                startup_done.set()
-                return
+                if p.kind in ("startup", "liveness") and self.generation[name] == gen:
+                    self._why[name] = f"{p.kind} probe failed {s.consecutive_failures} times"
+                    self._podman("kill", "--signal", "TERM", self.cid(name), check=False)
             self._stop.wait(max(0.0, p.period - (time.monotonic() - tick)))
 
     def _watch(self) -> None:
-        """Containers that exit and disk emptyDirs past their sizeLimit fail the pod."""
-        while not self._stop.wait(2.0):
+        """restartPolicy Always: an exited container is started again after the kubelet's
+        back-off (10 s, doubling, at most 300 s); a disk emptyDir past its sizeLimit evicts."""
+        due: dict[str, float] = {}
+        while not self._stop.wait(1.0):
             for c in self.plan.containers:
+                name = c.name
                 if self._stop.is_set():
                     return
-                if not self.running(c.name) and not self._stop.is_set() and self.failure is None:
-                    self.failure = f"container {c.name} exited before stop (restart needed)"
+                if self.alive[name] and not self.running(name) and not self._stop.is_set():
+                    code = self._podman(
+                        "inspect", self.cid(name), "--format", "{{.State.ExitCode}}", check=False
+                    ).stdout.strip()
+                    why = self._why.pop(name, f"exited with {code}")
+                    self.restarts.append(Restart(name, why, self.logs(name)[-4000:]))
+                    self.alive[name] = False
+                    count = sum(r.container == name for r in self.restarts)
+                    due[name] = time.monotonic() + min(300.0, 10.0 * 2 ** (count - 1))
+                elif not self.alive[name] and time.monotonic() >= due.get(name, 0.0):
+                    self._since[name] = time.monotonic()
+                    self.generation[name] += 1
+                    if not any(p.kind == "startup" for p in c.probes):
+                        self._startup_ok[name] = self.generation[name]
+                    self._podman("start", self.cid(name), check=False)
+                    self.alive[name] = True
             for vol in self.plan.volumes.values():
                 if vol.size_limit is not None and _du(vol.host) > vol.size_limit:
                     self.failure = f"emptyDir {vol.name} past its sizeLimit: the pod is evicted"
 
     def container_ready(self, c: Container) -> bool:
-        states = [s for s in self.probes if s.probe.container == c.name]
-        startup = [s for s in states if s.probe.kind == "startup"]
-        readiness = [s for s in states if s.probe.kind == "readiness"]
-        if startup and not startup[0].ok:
+        gen = self.generation[c.name]
+        if not self.alive[c.name] or self._startup_ok.get(c.name) != gen:
             return False
-        return all(s.ok for s in readiness)
+        return all(
+            s.ok for s in self.probes if s.probe.container == c.name and s.probe.kind == "readiness"
+        )
 
     def ready(self) -> bool:
         return all(self.container_ready(c) for c in self.plan.containers)
@@ -304,21 +342,24 @@ class PodRun:
             budget = max(budget, startup + ready)
         return budget
 
-    def wait_ready(self, extra: float = 0.0) -> float:
-        """Seconds from pod start to every container ready, within the probes' budget
-        (plus `extra` for what happened before the containers started: storage, init)."""
-        deadline = time.monotonic() + self.ready_budget() + extra
+    def wait_ready(self, max_restarts: int = 3) -> float:
+        """Seconds from the containers' start to every container ready. The deadline is the
+        probes' budget, again after each restart's back-off (the kubelet's clock restarts too)."""
+        budget = self.ready_budget()
         while not self.ready():
-            if self.failure:
-                raise PodFailed(f"pod {self.plan.name}: {self.failure}\n{self.all_logs()}")
-            if time.monotonic() > deadline:
+            if self.failure or len(self.restarts) > max_restarts:
+                raise PodFailed(
+                    f"pod {self.plan.name}: {self.failure or 'crash loop'}; restarts: "
+                    f"{self.restarts}\n{self.all_logs()}"
+                )
+            if time.monotonic() > max(self._since.values()) + budget + 1.0:
                 detail = [
                     f"{s.probe.container}/{s.probe.kind}: runs={s.runs} last={s.last_error}"
                     for s in self.probes
                 ]
                 raise PodFailed(
-                    f"pod {self.plan.name} not ready within the probe budget "
-                    f"({self.ready_budget():.0f}s): {detail}\n{self.all_logs()}"
+                    f"pod {self.plan.name} not ready within the probe budget ({budget:.0f}s): "
+                    f"{detail}; restarts: {self.restarts}\n{self.all_logs()}"
                 )
             time.sleep(0.2)
         self.ready_at = time.monotonic()
