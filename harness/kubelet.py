@@ -96,6 +96,7 @@ class PodRun:
     probes: list[ProbeState] = field(default_factory=list)
     storage_seconds: float = 0.0
     restarts: list[Restart] = field(default_factory=list)
+    kills: list[tuple[str, str]] = field(default_factory=list)  # (container, why) by probes
     generation: dict[str, int] = field(default_factory=dict)  # starts of each container - 1
     alive: dict[str, bool] = field(default_factory=dict)  # started and not seen exited
     _since: dict[str, float] = field(default_factory=dict)  # when each container last started
@@ -193,6 +194,11 @@ class PodRun:
             self._materialise(vol)
         self._podman("pod", "rm", "-f", "-t", "0", self.plan.name, check=False)
         self._podman("pod", "create", *self.plan.pod_args)
+        infra = self._podman("pod", "inspect", self.plan.name, "--format", "{{.InfraContainerID}}")
+        self._podman("start", infra.stdout.strip())  # the pod sandbox: its network, its IP
+        self.ip = self._podman(
+            "inspect", infra.stdout.strip(), "--format", "{{.NetworkSettings.IPAddress}}"
+        ).stdout.strip()
         for c in self.plan.init_containers:
             if c.host_process:
                 self._storage_initializer(c)
@@ -204,16 +210,11 @@ class PodRun:
                 raise PodFailed(f"init container {c.name} failed:\n{run.stdout}{run.stderr}")
         for c in self.plan.containers:
             self._podman("create", *c.create_args)
-        infra = self._podman("pod", "inspect", self.plan.name, "--format", "{{.InfraContainerID}}")
         self.started_at = time.monotonic()
-        for c in self.plan.containers:  # the kubelet starts them one after another, in order
-            self._podman("start", self.cid(c.name))
-        self.ip = self._podman(
-            "inspect", infra.stdout.strip(), "--format", "{{.NetworkSettings.IPAddress}}"
-        ).stdout.strip()
-        now = self.started_at  # the probes' clocks start with the first container
-        for c in self.plan.containers:
-            self.generation[c.name], self.alive[c.name], self._since[c.name] = 0, True, now
+        for c in self.plan.containers:  # the kubelet starts them one after another, in order,
+            self._podman("start", self.cid(c.name))  # and probes each from its own start
+            self.generation[c.name], self.alive[c.name] = 0, True
+            self._since[c.name] = time.monotonic()
             if not any(p.kind == "startup" for p in c.probes):
                 self._startup_ok[c.name] = 0
             for probe in c.probes:
@@ -265,8 +266,8 @@ class PodRun:
                     return
                 continue
             started = self._startup_ok.get(name) == gen
-            if not self.alive[name] or (p.kind == "startup") == started:
-                self._stop.wait(0.2)  # down, waiting for startup, or startup already passed
+            if not self.alive[name] or name in self._why or (p.kind == "startup") == started:
+                self._stop.wait(0.2)  # down, being killed, before startup or startup passed
                 continue
             tick = time.monotonic()
             try:
@@ -283,9 +284,14 @@ class PodRun:
                     self._startup_ok[name] = gen
             if not passed and s.consecutive_failures >= p.failure_threshold:
                 s.ok = False
-                if p.kind in ("startup", "liveness") and self.generation[name] == gen:
+                if p.kind in ("startup", "liveness"):  # the kubelet kills it, with grace
                     self._why[name] = f"{p.kind} probe failed {s.consecutive_failures} times"
-                    self._podman("kill", "--signal", "TERM", self.cid(name), check=False)
+                    self.kills.append((name, self._why[name]))
+                    grace = str(int(self.plan.grace_seconds))
+                    threading.Thread(
+                        target=self._podman, args=("stop", "-t", grace, self.cid(name)),
+                        kwargs={"check": False}, daemon=True,
+                    ).start()  # fmt: skip
             self._stop.wait(max(0.0, p.period - (time.monotonic() - tick)))
 
     def _watch(self) -> None:
@@ -328,38 +334,41 @@ class PodRun:
     def ready(self) -> bool:
         return all(self.container_ready(c) for c in self.plan.containers)
 
+    def container_budget(self, c: Container) -> float:
+        """Longest the probes give one container from its start to ready: the startup
+        probe's budget, then the readiness probe's delay and periods for successThreshold."""
+        return sum(p.budget for p in c.probes if p.kind == "startup") + sum(
+            p.initial_delay + p.period * p.success_threshold
+            for p in c.probes
+            if p.kind == "readiness"
+        )
+
     def ready_budget(self) -> float:
-        """Longest the probes allow before the kubelet acts: startup budget plus the readiness
-        probe's delay and the periods it needs for successThreshold (per container, the most)."""
-        budget = 0.0
-        for c in self.plan.containers:
-            startup = sum(p.budget for p in c.probes if p.kind == "startup")
-            ready = sum(
-                p.initial_delay + p.period * p.success_threshold
-                for p in c.probes
-                if p.kind == "readiness"
-            )
-            budget = max(budget, startup + ready)
-        return budget
+        return max(self.container_budget(c) for c in self.plan.containers)
 
     def wait_ready(self, max_restarts: int = 3) -> float:
-        """Seconds from the containers' start to every container ready. The deadline is the
-        probes' budget, again after each restart's back-off (the kubelet's clock restarts too)."""
-        budget = self.ready_budget()
+        """Seconds from the first container's start to every container ready. Each container
+        must be ready within its probes' budget from its own (latest) start."""
         while not self.ready():
             if self.failure or len(self.restarts) > max_restarts:
                 raise PodFailed(
                     f"pod {self.plan.name}: {self.failure or 'crash loop'}; restarts: "
                     f"{self.restarts}\n{self.all_logs()}"
                 )
-            if time.monotonic() > max(self._since.values()) + budget + 1.0:
+            late = [
+                c.name
+                for c in self.plan.containers
+                if not self.container_ready(c)
+                and time.monotonic() > self._since[c.name] + self.container_budget(c) + 1.0
+            ]
+            if late:
                 detail = [
                     f"{s.probe.container}/{s.probe.kind}: runs={s.runs} last={s.last_error}"
                     for s in self.probes
                 ]
                 raise PodFailed(
-                    f"pod {self.plan.name} not ready within the probe budget ({budget:.0f}s): "
-                    f"{detail}; restarts: {self.restarts}\n{self.all_logs()}"
+                    f"pod {self.plan.name}: {late} not ready within the probe budget: {detail}; "
+                    f"kills: {self.kills}; restarts: {self.restarts}\n{self.all_logs()}"
                 )
             time.sleep(0.2)
         self.ready_at = time.monotonic()

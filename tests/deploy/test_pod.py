@@ -32,7 +32,7 @@ from typing import Any
 import boto3
 import pytest
 
-from harness.kubelet import PodRun, Restart, Termination
+from harness.kubelet import PodFailed, PodRun, Restart, Termination
 from harness.podspec import plan_pod
 from harness.scrape import sample_sum
 from harness.servers import RedisServer
@@ -376,3 +376,21 @@ def test_knative_canary_two_pods_side_by_side(
         assert versions["canary"] == "20261203-c0ffee01" != versions["stable"]
         stop_and_drain(canary, bases["canary"])
         stop_and_drain(stable, bases["stable"])
+
+
+def test_a_startup_budget_shorter_than_the_start_never_turns_ready(
+    image_sets: list[str], claim: Path, tmp_path: Path
+) -> None:
+    """The check the cases rely on can fail: a 1 s startup budget is shorter than the
+    predictor's start, so the kubelet kills it (and would keep restarting it); never ready."""
+    sets = [
+        *image_sets, "predictor.probes.startup.periodSeconds=1",
+        "predictor.probes.startup.failureThreshold=1",
+    ]  # fmt: skip
+    docs = render([], sets)
+    with start_pod(docs, "too-short", tmp_path, claims={"sentiment-models": claim}) as pod:
+        with pytest.raises(PodFailed, match="not ready within the probe budget"):
+            pod.wait_ready()
+        assert pod.kills[0] == ("kserve-container", "startup probe failed 1 times")
+        with pytest.raises(PodFailed, match="no traffic"):
+            pod.url(8080)
