@@ -38,7 +38,8 @@ from harness.podspec import Container, Hook, PodPlan, Probe, Volume, iter_mounts
 
 PODMAN = ["podman", "--storage-driver", "vfs", "--runtime", "runc"]
 # podman's default rlimits (nofile 1048576, a large nproc) are above what this sandbox lets runc
-# set; the infra container takes them from containers.conf, so they go there.
+# set ("error setting rlimit type 7: operation not permitted"); these fit under it. The infra
+# container takes them from containers.conf only, so they go there.
 ULIMITS = ("nofile=20000:20000", "nproc=4096:4096")
 
 

@@ -3,16 +3,19 @@ one build of the runtime image between the slow container and pod tests."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
+import urllib.request
+from typing import Any
 
 import pytest
 
 from tests.charts.chart_tools import REPO
 from tests.charts.conftest import helm_bin, shared_crds
 
-__all__ = ["helm_bin", "runtime_image", "shared_crds"]
+__all__ = ["helm_bin", "post", "runtime_image", "shared_crds"]
 
 IMAGE = "localhost/sentiment-predictor:test"
 BASE = "localhost/sentiment-base:bookworm"
@@ -37,3 +40,13 @@ def runtime_image() -> str:
     ).stdout.strip()  # fmt: skip
     print(f"\nbuilt {IMAGE} in {time.monotonic() - started:.0f} s, {int(size) / 1e9:.2f} GB")
     return IMAGE
+
+
+def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST JSON, return the JSON answer (raises on a non-2xx status)."""
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        result: dict[str, Any] = json.load(resp)
+        return result

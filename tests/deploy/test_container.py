@@ -16,34 +16,23 @@ CONTAINER_TEST_IMAGE=<image> it runs that already-built image instead of buildin
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from harness.kubelet import ULIMITS as POD_ULIMITS
 from harness.process import free_port
-from tests.deploy.conftest import PODMAN
+from tests.deploy.conftest import PODMAN, post
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
-# podman's default rlimits (nofile 1048576, a large nproc) are above what this sandbox lets runc
-# set ("error setting rlimit type 7: operation not permitted"); these fit under it.
-ULIMITS = ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096"]
-
-
-def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as resp:
-        result: dict[str, Any] = json.load(resp)
-        return result
+# podman's default rlimits are above what this sandbox lets runc set: the harness's, which fit.
+ULIMITS = [a for limit in POD_ULIMITS for a in ("--ulimit", limit)]
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,7 @@ from mlops.publish import publish
 from predictor.featurestore.keys import prediction_key
 from predictor.featurestore.settings import FeatureStoreSettings
 from tests.charts.chart_tools import CHART, Doc, render
-from tests.deploy.conftest import PODMAN
+from tests.deploy.conftest import PODMAN, post
 from tests.fixtures.object_store import ACCESS_KEY, REGION, SECRET_KEY, S3Server, s3_server
 from tests.mlops.conftest import with_card
 
@@ -51,15 +51,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 REDIS_IMAGE = "localhost/sentiment-redis:7.0.15-debian"
 BUCKET = "pod-models"
 KEY_PREFIX = FeatureStoreSettings.model_fields["key_prefix"].default
-
-
-def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as resp:
-        result: dict[str, Any] = json.load(resp)
-        return result
 
 
 def get(url: str) -> dict[str, Any]:
