@@ -78,6 +78,8 @@ image-base:
 image: image-base
 	scripts/build-image.sh $(IMAGE):$(IMAGE_TAG) $(BASE_IMAGE)
 
-# The slow test: build with buildah, run with podman, call the predictor inside the container
+# The slow tests: build with buildah, run the image with podman (test_container.py), then run the
+# chart's own rendered pod as the kubelet would for five value sets (test_pod.py)
 container-test: venv
-	$(PY) -m pytest -m slow tests/deploy/test_container.py -s
+	scripts/ensure-test-deps.sh
+	$(PY) -m pytest -m slow tests/deploy/test_container.py tests/deploy/test_pod.py -s

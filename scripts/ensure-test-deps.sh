@@ -13,6 +13,7 @@ declare -A package_of=(
   [skopeo]=skopeo                  # modelcar labels read from a registry
   [docker-registry]=docker-registry  # the OCI registry the modelcar tests push to
   [busybox]=busybox-static         # the modelcar's base (a static busybox)
+  [podman]=podman                  # the container and pod tests (make container-test)
 )
 missing=()
 for cmd in "${!package_of[@]}"; do

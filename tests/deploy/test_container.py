@@ -16,56 +16,28 @@ CONTAINER_TEST_IMAGE=<image> it runs that already-built image instead of buildin
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from harness.kubelet import ULIMITS as POD_ULIMITS
 from harness.process import free_port
-from tests.charts.chart_tools import REPO
+from tests.deploy.conftest import PODMAN, post
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
-IMAGE = "localhost/sentiment-predictor:test"
-BASE = "localhost/sentiment-base:bookworm"
-PODMAN = ["podman", "--storage-driver", "vfs", "--runtime", "runc"]
-# podman's default rlimits (nofile 1048576, a large nproc) are above what this sandbox lets runc
-# set ("error setting rlimit type 7: operation not permitted"); these fit under it.
-ULIMITS = ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096"]
-
-
-def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as resp:
-        result: dict[str, Any] = json.load(resp)
-        return result
+# podman's default rlimits are above what this sandbox lets runc set: the harness's, which fit.
+ULIMITS = [a for limit in POD_ULIMITS for a in ("--ulimit", limit)]
 
 
 @pytest.fixture(scope="module")
-def image() -> str:
-    if os.geteuid() != 0:
-        pytest.skip("the container build needs root (apt-get, debootstrap, rootful buildah)")
-    prebuilt = os.environ.get("CONTAINER_TEST_IMAGE")
-    if prebuilt:  # an image already built by scripts/build-image.sh: run it, skip the build
-        return prebuilt
-    subprocess.run([str(REPO / "scripts" / "make-base-image.sh"), BASE], check=True)
-    started = time.monotonic()
-    subprocess.run([str(REPO / "scripts" / "build-image.sh"), IMAGE, BASE], check=True)
-    size = subprocess.run(
-        [*PODMAN, "image", "inspect", IMAGE, "--format", "{{.Size}}"],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip()  # fmt: skip
-    print(f"\nbuilt {IMAGE} in {time.monotonic() - started:.0f} s, {int(size) / 1e9:.2f} GB")
-    return IMAGE
+def image(runtime_image: str) -> str:
+    return runtime_image
 
 
 @pytest.fixture(scope="module")

@@ -108,6 +108,14 @@ redis+cluster://{{ join "," $x.cluster.nodes }}
     periodSeconds: 15
     timeoutSeconds: 3
     failureThreshold: 3
+  {{- if gt (int $v.predictor.preStopSleepSeconds) 0 }}
+  {{- /* The pod answers normally during the predictor's preStop sleep, its cache included: without
+  the same sleep the kubelet sends Redis SIGTERM at once and those requests find no feature store. */}}
+  lifecycle:
+    preStop:
+      sleep:
+        seconds: {{ $v.predictor.preStopSleepSeconds }}
+  {{- end }}
   volumeMounts:
     - name: redis-config
       mountPath: /etc/redis
