@@ -157,3 +157,14 @@ def test_rows_panels_queries_and_variables_are_those_of_the_hand_built_dashboard
         got = {json.dumps(item) for item in actual[part]}
         assert got == want, f"{part}: missing {sorted(want - got)}, unexpected {sorted(got - want)}"
     assert len(actual["queries"]) == len(expected["queries"])  # no query twice
+
+
+def test_the_live_check_reads_every_query_and_variable_of_the_contract() -> None:
+    """test_live_prometheus evaluates `queries()` and `variables()`: none may be left out."""
+    contract = json.loads(CONTRACT.read_text())
+    assert sorted(expr for _, expr in dashboard.queries()) == sorted(
+        q[3] for q in contract["queries"]
+    )
+    assert [(v["name"], v["query"]) for v in dashboard.variables()] == [
+        (v[0], v[2]) for v in contract["variables"]
+    ]
