@@ -565,6 +565,7 @@ def _query_variable(
     """A label's values on the templated Prometheus, "All" (any value) selected."""
     return (
         dashboard_b.QueryVariable(name)
+        .id(name)  # see _variables
         .label(label)
         .datasource(DATASOURCE)
         .query(query)
@@ -578,10 +579,18 @@ def _query_variable(
 
 
 def _variables() -> list[Builder[model.VariableModel]]:
-    """Data source, then namespace -> model -> version, each narrowing the next."""
+    """Data source, then namespace -> model -> version, each narrowing the next.
+
+    Each variable's id is its name, as Grafana assigns when the id is absent: the SDK's
+    default is one all-zero UUID for every variable, and Grafana's (pre-Scenes) variable
+    state is keyed by id, so the four would overwrite one another.
+    """
     info = "predictor_model_info"
     return [
-        dashboard_b.DatasourceVariable("datasource").label("Data source").type("prometheus"),
+        dashboard_b.DatasourceVariable("datasource")
+        .id("datasource")
+        .label("Data source")
+        .type("prometheus"),
         _query_variable("namespace", "Namespace", f"label_values({info}, namespace)"),
         _query_variable("model", "Model", f"label_values({selector(info, (NS,))}, model)"),
         _query_variable(

@@ -57,6 +57,12 @@ def test_variables_namespace_model_version(board: dict) -> None:
     assert names == ["datasource", "namespace", "model", "version"]
 
 
+def test_variable_ids_are_unique(board: dict) -> None:
+    """Grafana keys a dashboard's variable state by id: a shared id would merge variables."""
+    ids = [v.get("id", v["name"]) for v in board["templating"]["list"]]
+    assert len(ids) == len(set(ids)), ids
+
+
 def test_every_query_filters_on_namespace_and_uses_the_datasource_variable(board: dict) -> None:
     for panel in board["panels"]:
         if panel["type"] == "row":
