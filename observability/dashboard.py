@@ -1,9 +1,10 @@
 """The Grafana dashboard for the predictor, built with Grafana's own SDK.
 
 `grafana-foundation-sdk`'s builders are generated from the schema Grafana
-itself uses, so panel and query shapes, datasource references (a typed
-`DataSourceRef`), units, enums and grid sizes are checked by its types (mypy)
-and its range checks instead of assumed; the SDK also lays the panels out.
+itself uses, so panel, option and query shapes, enums and datasource references
+(a typed `DataSourceRef`) are checked by mypy, and panel sizes by the SDK's range
+checks, instead of assumed; the SDK also lays the panels out on the grid. Units
+come from its constants (`units.*`), though the builders take any string.
 The chart ships the JSON this writes (charts/sentiment/dashboards/sentiment.json);
 a test fails when the checked-in file drifts from `render()`, so a panel is
 changed here and the file regenerated with `python -m observability`. The SDK
@@ -638,6 +639,7 @@ def render() -> str:
 
 
 def _board() -> dict[str, Any]:
+    """The JSON as shipped, so checks read what Grafana will load, not the builders."""
     return json.loads(render())
 
 
