@@ -1,8 +1,14 @@
-"""The Grafana dashboard for the predictor, generated from code.
+"""The Grafana dashboard for the predictor, built with Grafana's own SDK.
 
+`grafana-foundation-sdk`'s builders are generated from the schema Grafana
+itself uses, so panel, option and query shapes, enums and datasource references
+(a typed `DataSourceRef`) are checked by mypy, and panel sizes by the SDK's range
+checks, instead of assumed; the SDK also lays the panels out on the grid. Units
+come from its constants (`units.*`), though the builders take any string.
 The chart ships the JSON this writes (charts/sentiment/dashboards/sentiment.json);
-a test fails when the checked-in file drifts from `build()`, so a panel is
-changed here and the file regenerated with `python -m observability`.
+a test fails when the checked-in file drifts from `render()`, so a panel is
+changed here and the file regenerated with `python -m observability`. The SDK
+is a dev tool: the file is committed, the serving image never imports this.
 
 Every query filters on the dashboard's variables (namespace, model, version)
 and reads a series the predictor exports, except the panels that read
@@ -13,8 +19,17 @@ kube-state-metrics (replicas), cAdvisor (container CPU and memory) and DCGM
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from grafana_foundation_sdk.builders import common as common_b
+from grafana_foundation_sdk.builders import dashboard as dashboard_b
+from grafana_foundation_sdk.builders import prometheus, table, timeseries
+from grafana_foundation_sdk.cog.builder import Builder
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common, units
+from grafana_foundation_sdk.models import dashboard as model
+from grafana_foundation_sdk.models import prometheus as prometheus_model
 
 from observability import CHART_DIR
 from observability.alerts import FEEDBACK_ACCURACY_MIN, FEEDBACK_WINDOW, feedback_accuracy
@@ -23,7 +38,12 @@ from observability.promql import mean, on_predictor_pods, quantile, rate, ratio,
 DASHBOARD_PATH = CHART_DIR / "dashboards" / "sentiment.json"
 UID = "sentiment-predictor"
 RATE = "$__rate_interval"
-DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+DATASOURCE = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
+# Three panels side by side on Grafana's 24-column grid.
+WIDTH = 8
+HEIGHT = 8
+# Grafana has no "cores" unit; an unknown unit id is shown as a suffix, which is what we want.
+CORES = "cores"
 
 # Matchers on the dashboard's variables.
 NS = 'namespace=~"$namespace"'
@@ -42,39 +62,93 @@ CONTAINERS = (NS, 'container!=""', 'container!="POD"')
 
 QUANTILES = (0.5, 0.9, 0.99)
 
-
-@dataclass(frozen=True)
-class Target:
-    expr: str
-    legend: str
-    instant: bool = False
+# The panel kinds this dashboard uses: typed builders, each with the SDK's own options.
+PanelBuilder = timeseries.Panel | table.Panel
 
 
-@dataclass(frozen=True)
-class Panel:
-    title: str
-    description: str
-    targets: tuple[Target, ...]
-    unit: str = "short"
-    kind: str = "timeseries"
-    width: int = 8
-    height: int = 8
-    stack: bool = False
-    max: float | None = None
+def _target(expr: str, legend: str) -> prometheus.Dataquery:
+    """A range query on the templated Prometheus; its refId is set by the panel."""
+    return prometheus.Dataquery().datasource(DATASOURCE).expr(expr).legend_format(legend).range()
 
 
-@dataclass(frozen=True)
-class Row:
-    title: str
-    panels: tuple[Panel, ...] = field(default_factory=tuple)
+def _with_targets(panel: PanelBuilder, targets: Sequence[prometheus.Dataquery]) -> None:
+    for n, target in enumerate(targets):
+        panel.with_target(target.ref_id(chr(ord("A") + n)))
+
+
+def _timeseries(
+    title: str,
+    description: str,
+    targets: Sequence[prometheus.Dataquery],
+    unit: str = units.Short,
+    stack: bool = False,
+    max_val: float | None = None,
+) -> timeseries.Panel:
+    """A line graph from zero; stacked series get a stronger fill so the areas read."""
+    panel = (
+        timeseries.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .span(WIDTH)
+        .height(HEIGHT)
+        .unit(unit)
+        .min(0)
+        .draw_style(common.GraphDrawStyle.LINE)
+        .fill_opacity(20 if stack else 5)
+        .stacking(
+            common_b.StackingConfig().mode(
+                common.StackingMode.NORMAL if stack else common.StackingMode.NONE
+            )
+        )
+        .show_points(common.VisibilityMode.NEVER)
+        .legend(
+            common_b.VizLegendOptions()
+            .display_mode(common.LegendDisplayMode.LIST)
+            .placement(common.LegendPlacement.BOTTOM)
+            .show_legend(True)  # the SDK's default is False: no legend at all
+        )
+        .tooltip(
+            common_b.VizTooltipOptions()
+            .mode(common.TooltipDisplayMode.MULTI)
+            .sort(common.SortOrder.DESCENDING)
+        )
+    )
+    if max_val is not None:
+        panel.max(max_val)
+    _with_targets(panel, targets)
+    return panel
+
+
+def _info_table(title: str, description: str, expr: str) -> table.Panel:
+    """One row per series of an instant query, its labels as columns."""
+    panel = (
+        table.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .span(WIDTH)
+        .height(HEIGHT)
+        .unit(units.Short)
+        .show_header(True)
+        # The organize transformation's options have no SDK type (`options: object`).
+        .with_transformation(
+            model.DataTransformerConfig(
+                id_val="organize", options={"excludeByName": {"Time": True, "Value": True}}
+            )
+        )
+    )
+    query = _target(expr, "").instant().format(prometheus_model.PromQueryFormat.TABLE)
+    _with_targets(panel, (query,))
+    return panel
 
 
 def _quantiles(
     histogram: str, matchers: tuple[str, ...], by: tuple[str, ...] = ()
-) -> tuple[Target, ...]:
+) -> tuple[prometheus.Dataquery, ...]:
     suffix = "".join(f" {{{{{label}}}}}" for label in by)
     return tuple(
-        Target(quantile(q, histogram, matchers, RATE, by), f"p{round(q * 100)}{suffix}")
+        _target(quantile(q, histogram, matchers, RATE, by), f"p{round(q * 100)}{suffix}")
         for q in QUANTILES
     )
 
@@ -101,150 +175,140 @@ def _pods(expr: str) -> str:
     return on_predictor_pods(expr, MODEL_SEL)
 
 
-TRAFFIC = Row(
-    "Traffic and errors",
-    (
-        Panel(
+def _traffic() -> tuple[PanelBuilder, ...]:
+    return (
+        _timeseries(
             "Request rate by protocol and status",
             "Inference requests answered per second, by protocol (v1, v2, grpc) and status code.",
-            (Target(_requests(by=("protocol", "code")), "{{protocol}} {{code}}"),),
-            unit="reqps",
+            (_target(_requests(by=("protocol", "code")), "{{protocol}} {{code}}"),),
+            unit=units.RequestsPerSecond,
             stack=True,
         ),
-        Panel(
+        _timeseries(
             "Error rate by status",
             "Requests per second answered with a non-2xx status. 4xx: the client's fault "
             "(bad input, unknown model, too large); 5xx: ours (shed under overload, not "
             "ready, failures).",
-            (Target(_requests(('code!~"2.."',), by=("code",)), "{{code}}"),),
-            unit="reqps",
+            (_target(_requests(('code!~"2.."',), by=("code",)), "{{code}}"),),
+            unit=units.RequestsPerSecond,
             stack=True,
         ),
-        Panel(
+        _timeseries(
             "Error ratio",
             "Share of requests answered with 5xx (what the error-ratio alert watches) and 4xx.",
             (
-                Target(_error_ratio("5.."), "5xx"),
-                Target(_error_ratio("4.."), "4xx"),
+                _target(_error_ratio("5.."), "5xx"),
+                _target(_error_ratio("4.."), "4xx"),
             ),
-            unit="percentunit",
+            unit=units.PercentUnit,
         ),
-        Panel(
+        _timeseries(
             "In-flight requests",
             "Inference requests being handled right now, per pod.",
             (
-                Target(
+                _target(
                     f"sum by (pod) ({selector('predictor_inflight_requests', MODEL_SEL)})",
                     "{{pod}}",
                 ),
             ),
         ),
-        Panel(
+        _timeseries(
             "Shed requests and truncated texts",
             "Requests refused with 503 because the batch queue was full, and texts cut to the "
             "length limit.",
             (
-                Target(rate("predictor_shed_requests_total", MODEL_SEL, RATE), "shed requests/s"),
-                Target(
+                _target(rate("predictor_shed_requests_total", MODEL_SEL, RATE), "shed requests/s"),
+                _target(
                     rate("predictor_truncated_texts_total", MODEL_SEL, RATE), "truncated texts/s"
                 ),
             ),
-            unit="ops",
+            unit=units.OpsPerSecond,
         ),
-        Panel(
+        _info_table(
             "Loaded models",
             "One row per pod: the model version, device and precision it serves.",
-            (
-                Target(
-                    f"max by (pod, model, version, device, precision) "
-                    f"({selector('predictor_model_info', MODEL_SEL)})",
-                    "",
-                    instant=True,
-                ),
-            ),
-            kind="table",
+            f"max by (pod, model, version, device, precision) "
+            f"({selector('predictor_model_info', MODEL_SEL)})",
         ),
-    ),
-)
+    )
 
-LATENCY = Row(
-    "Latency",
-    (
-        Panel(
+
+def _latency() -> tuple[PanelBuilder, ...]:
+    return (
+        _timeseries(
             "Request latency p50 / p90 / p99",
             "End-to-end latency inside the server, from the first byte read to the response.",
             _quantiles("predictor_request_duration_seconds", MODEL_SEL),
-            unit="s",
+            unit=units.Seconds,
         ),
-        Panel(
+        _timeseries(
             "Queue wait p50 / p90 / p99",
             "Time a text waits in the batcher before its forward pass starts.",
             _quantiles("predictor_queue_wait_seconds", MODEL_SEL),
-            unit="s",
+            unit=units.Seconds,
         ),
-        Panel(
+        _timeseries(
             "Batch size",
             "Texts per forward pass: the median, the 99th percentile and the mean.",
             (
-                Target(quantile(0.5, "predictor_batch_size", MODEL_SEL, RATE), "p50"),
-                Target(quantile(0.99, "predictor_batch_size", MODEL_SEL, RATE), "p99"),
-                Target(mean("predictor_batch_size", MODEL_SEL, RATE), "mean"),
+                _target(quantile(0.5, "predictor_batch_size", MODEL_SEL, RATE), "p50"),
+                _target(quantile(0.99, "predictor_batch_size", MODEL_SEL, RATE), "p99"),
+                _target(mean("predictor_batch_size", MODEL_SEL, RATE), "mean"),
             ),
         ),
-        Panel(
+        _timeseries(
             "Model inference time p50 / p90 / p99",
             "Tokenise + forward time of one batch on the engine thread.",
             _quantiles("predictor_inference_duration_seconds", MODEL_SEL),
-            unit="s",
+            unit=units.Seconds,
         ),
-        Panel(
+        _timeseries(
             "KServe stage latency p99",
             "KServe's own histograms: preprocess (decode), predict (cache + batch + model), "
             "postprocess (encode).",
             tuple(
-                Target(quantile(0.99, f"request_{stage}_seconds", KSERVE_SEL, RATE), stage)
+                _target(quantile(0.99, f"request_{stage}_seconds", KSERVE_SEL, RATE), stage)
                 for stage in ("preprocess", "predict", "postprocess")
             ),
-            unit="s",
+            unit=units.Seconds,
         ),
-    ),
-)
+    )
 
-FEATURE_STORE = Row(
-    "Feature store",
-    (
-        Panel(
+
+def _feature_store() -> tuple[PanelBuilder, ...]:
+    return (
+        _timeseries(
             "Cache hit ratio",
             "Share of cache lookups (hits + misses) answered from the feature store, per version.",
-            (Target(_cache_hit_ratio(("version",)), "{{version}}"),),
-            unit="percentunit",
-            max=1.0,
+            (_target(_cache_hit_ratio(("version",)), "{{version}}"),),
+            unit=units.PercentUnit,
+            max_val=1.0,
         ),
-        Panel(
+        _timeseries(
             "Cache lookups by result",
             "Texts looked up per second: hit, miss, or error (backend failed, or skipped while "
             "the circuit breaker is open).",
             (
-                Target(
+                _target(
                     rate("predictor_cache_lookups_total", MODEL_SEL, RATE, ("result",)),
                     "{{result}}",
                 ),
             ),
-            unit="ops",
+            unit=units.OpsPerSecond,
             stack=True,
         ),
-        Panel(
+        _timeseries(
             "Cache lookup latency p50 / p90 / p99",
             "One batched lookup: a single round trip for all texts of a request.",
             _quantiles("predictor_cache_lookup_duration_seconds", (NS, MODEL)),
-            unit="s",
+            unit=units.Seconds,
         ),
-        Panel(
+        _timeseries(
             "Feature store up",
             "1 when the pod's backend answered its last call or PING. 0 means Redis is "
             "unreachable: every request goes to the model.",
             (
-                Target(
+                _target(
                     _pods(
                         f"max by (namespace, pod, backend) "
                         f"({selector('predictor_featurestore_up', (NS,))})"
@@ -252,24 +316,24 @@ FEATURE_STORE = Row(
                     "{{pod}} {{backend}}",
                 ),
             ),
-            max=1.0,
+            max_val=1.0,
         ),
-        Panel(
+        _timeseries(
             "Cache write errors",
             "Write-behind entries lost per second (backend failed or write queue full).",
             (
-                Target(
+                _target(
                     rate("predictor_cache_write_errors_total", (NS, MODEL), RATE), "lost writes/s"
                 ),
             ),
-            unit="ops",
+            unit=units.OpsPerSecond,
         ),
-        Panel(
+        _timeseries(
             "Tweet source calls by outcome",
             "Tweets resolved from URLs, by source and outcome (ok, not_found, rate_limited, "
             "unreachable, cached, ...).",
             (
-                Target(
+                _target(
                     _pods(
                         rate(
                             "predictor_tweet_source_requests_total",
@@ -281,95 +345,92 @@ FEATURE_STORE = Row(
                     "{{pod}} {{source}} {{outcome}}",
                 ),
             ),
-            unit="ops",
+            unit=units.OpsPerSecond,
         ),
-    ),
-)
+    )
 
-CANARY = Row(
-    "Canary vs stable (by model version)",
-    (
-        Panel(
+
+def _canary() -> tuple[PanelBuilder, ...]:
+    return (
+        _timeseries(
             "Traffic by version",
             "Requests per second served by each model version: the canary split as it happens.",
-            (Target(_requests(by=("version",), sel=ALL_VERSIONS), "{{version}}"),),
-            unit="reqps",
+            (_target(_requests(by=("version",), sel=ALL_VERSIONS), "{{version}}"),),
+            unit=units.RequestsPerSecond,
         ),
-        Panel(
+        _timeseries(
             "p99 latency by version",
             "End-to-end p99 per model version, side by side.",
             (
-                Target(
+                _target(
                     quantile(
                         0.99, "predictor_request_duration_seconds", ALL_VERSIONS, RATE, ("version",)
                     ),
                     "{{version}}",
                 ),
             ),
-            unit="s",
+            unit=units.Seconds,
         ),
-        Panel(
+        _timeseries(
             "5xx ratio by version",
             "Share of 5xx answers per model version.",
-            (Target(_error_ratio("5..", ("version",), ALL_VERSIONS), "{{version}}"),),
-            unit="percentunit",
+            (_target(_error_ratio("5..", ("version",), ALL_VERSIONS), "{{version}}"),),
+            unit=units.PercentUnit,
         ),
-    ),
-)
+    )
 
-FEEDBACK = Row(
-    "Production feedback (live accuracy)",
-    (
-        Panel(
+
+def _feedback() -> tuple[PanelBuilder, ...]:
+    return (
+        _timeseries(
             "Live accuracy by version",
             "Share of feedback labels (POST /v1/models/NAME/feedback) that agree with what each "
             f"version served, over {FEEDBACK_WINDOW}. mlops.cycle retrains below "
             f"{FEEDBACK_ACCURACY_MIN:.0%} and rolls back a canary that falls behind stable.",
-            (Target(feedback_accuracy(("version",), ALL_VERSIONS), "{{version}}"),),
-            unit="percentunit",
-            max=1.0,
+            (_target(feedback_accuracy(("version",), ALL_VERSIONS), "{{version}}"),),
+            unit=units.PercentUnit,
+            max_val=1.0,
         ),
-        Panel(
+        _timeseries(
             "Feedback by label and verdict",
             "Feedback labels per second, by the label given and whether the served prediction "
             "agreed.",
             (
-                Target(
+                _target(
                     rate("predictor_feedback_total", MODEL_SEL, RATE, ("label", "verdict")),
                     "{{label}} {{verdict}}",
                 ),
             ),
-            unit="ops",
+            unit=units.OpsPerSecond,
             stack=True,
         ),
-        Panel(
+        _timeseries(
             "Feedback records dropped",
             "Feedback not stored (write queue full, feature store down or breaker open).",
-            (Target(rate("predictor_feedback_dropped_total", MODEL_SEL, RATE), "dropped"),),
-            unit="ops",
+            (_target(rate("predictor_feedback_dropped_total", MODEL_SEL, RATE), "dropped"),),
+            unit=units.OpsPerSecond,
         ),
-    ),
-)
+    )
 
-CAPACITY = Row(
-    "Replicas and resources",
-    (
-        Panel(
+
+def _capacity() -> tuple[PanelBuilder, ...]:
+    return (
+        _timeseries(
             "Replicas",
             "Predictor pods from kube-state-metrics: desired by the Deployment, available, and "
             "desired by the autoscaler.",
             (
-                Target(
+                _target(
                     "sum by (deployment) "
                     f"({selector('kube_deployment_spec_replicas', (NS, DEPLOYMENT))})",
                     "desired {{deployment}}",
                 ),
-                Target(
+                _target(
                     "sum by (deployment) "
                     f"({selector('kube_deployment_status_replicas_available', (NS, DEPLOYMENT))})",
                     "available {{deployment}}",
                 ),
-                Target(
+                _target(
                     "sum by (horizontalpodautoscaler) ("
                     + selector("kube_horizontalpodautoscaler_status_desired_replicas", (NS, HPA))
                     + ")",
@@ -377,16 +438,16 @@ CAPACITY = Row(
                 ),
             ),
         ),
-        Panel(
+        _timeseries(
             "CPU per pod",
             "CPU cores used: the predictor process (its own collector) and every container of "
             "the pod, Redis sidecar included (cAdvisor).",
             (
-                Target(
+                _target(
                     _pods(rate("process_cpu_seconds_total", (NS,), RATE, ("namespace", "pod"))),
                     "{{pod}} predictor process",
                 ),
-                Target(
+                _target(
                     _pods(
                         rate(
                             "container_cpu_usage_seconds_total",
@@ -398,21 +459,21 @@ CAPACITY = Row(
                     "{{pod}} {{container}}",
                 ),
             ),
-            unit="cores",
+            unit=CORES,
         ),
-        Panel(
+        _timeseries(
             "Memory per pod",
             "Resident memory of the predictor process, and the working set of every container "
             "(what the OOM killer compares to the limit).",
             (
-                Target(
+                _target(
                     _pods(
                         "max by (namespace, pod) "
                         f"({selector('process_resident_memory_bytes', (NS,))})"
                     ),
                     "{{pod}} predictor RSS",
                 ),
-                Target(
+                _target(
                     _pods(
                         "max by (namespace, pod, container) "
                         f"({selector('container_memory_working_set_bytes', CONTAINERS)})"
@@ -420,109 +481,120 @@ CAPACITY = Row(
                     "{{pod}} {{container}} working set",
                 ),
             ),
-            unit="bytes",
+            unit=units.BytesIEC,
         ),
-        Panel(
+        _timeseries(
             "GPU utilisation",
             "From NVIDIA's DCGM exporter, where it runs (no data on CPU-only nodes).",
             (
-                Target(
+                _target(
                     _pods(f"max by (namespace, pod) ({selector('DCGM_FI_DEV_GPU_UTIL', (NS,))})"),
                     "{{pod}} GPU busy %",
                 ),
             ),
-            unit="percent",
-            max=100.0,
+            unit=units.Percent,
+            max_val=100.0,
         ),
-        Panel(
+        _timeseries(
             "GPU memory used",
             "Framebuffer memory in use, from DCGM (MiB).",
             (
-                Target(
+                _target(
                     _pods(f"max by (namespace, pod) ({selector('DCGM_FI_DEV_FB_USED', (NS,))})"),
                     "{{pod}}",
                 ),
             ),
-            unit="decmbytes",
+            unit=units.Megabytes,
         ),
-    ),
-)
+    )
+
 
 # `:explain` has its own series (predictor/metrics.py), so the panels above show predictions
 # only; its occluded texts share the batcher, so their share of the model's work is shown.
-EXPLAIN = Row(
-    "Explain (:explain)",
-    (
-        Panel(
+def _explain() -> tuple[PanelBuilder, ...]:
+    return (
+        _timeseries(
             "Explain request rate by status",
             "`:explain` requests answered per second, by status code (400: over the word or "
             "text cap). Not part of the request panels above.",
             (
-                Target(
+                _target(
                     rate("predictor_explain_requests_total", MODEL_SEL, RATE, ("code",)),
                     "{{code}}",
                 ),
             ),
-            unit="reqps",
+            unit=units.RequestsPerSecond,
             stack=True,
         ),
-        Panel(
+        _timeseries(
             "Explain latency p50 / p90 / p99",
             "End-to-end `:explain` latency: a text of n words costs n + 1 texts through the "
             "batcher.",
             _quantiles("predictor_explain_request_duration_seconds", MODEL_SEL),
-            unit="s",
+            unit=units.Seconds,
         ),
-        Panel(
+        _timeseries(
             "Model work from :explain",
             "Texts per second through the batcher: all of them, and those :explain added "
             "(each explained text and its occlusions, one per word).",
             (
-                Target(rate("predictor_batch_size_sum", MODEL_SEL, RATE), "all texts/s"),
-                Target(
+                _target(rate("predictor_batch_size_sum", MODEL_SEL, RATE), "all texts/s"),
+                _target(
                     f"{rate('predictor_explained_words_sum', MODEL_SEL, RATE)} + "
                     f"{rate('predictor_explained_words_count', MODEL_SEL, RATE)}",
                     "explain texts/s",
                 ),
             ),
         ),
-    ),
+    )
+
+
+ROWS: tuple[tuple[str, Callable[[], tuple[PanelBuilder, ...]]], ...] = (
+    ("Traffic and errors", _traffic),
+    ("Latency", _latency),
+    ("Explain (:explain)", _explain),
+    ("Feature store", _feature_store),
+    ("Canary vs stable (by model version)", _canary),
+    ("Production feedback (live accuracy)", _feedback),
+    ("Replicas and resources", _capacity),
 )
 
-ROWS = (TRAFFIC, LATENCY, EXPLAIN, FEATURE_STORE, CANARY, FEEDBACK, CAPACITY)
+
+def _query_variable(
+    name: str, label: str, query: str, multi: bool = False
+) -> dashboard_b.QueryVariable:
+    """A label's values on the templated Prometheus, "All" (any value) selected."""
+    return (
+        dashboard_b.QueryVariable(name)
+        .id(name)  # see _variables
+        .label(label)
+        .datasource(DATASOURCE)
+        .query(query)
+        .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .include_all(True)
+        .all_value(".*")
+        .multi(multi)
+        .sort(model.VariableSort.ALPHABETICAL_ASC)
+        .current(model.VariableOption(selected=True, text="All", value="$__all"))
+    )
 
 
-def _variable(name: str, label: str, query: str, multi: bool) -> dict[str, Any]:
-    return {
-        "name": name,
-        "label": label,
-        "type": "query",
-        "datasource": DATASOURCE,
-        "definition": query,
-        "query": query,
-        "refresh": 2,
-        "includeAll": True,
-        "allValue": ".*",
-        "multi": multi,
-        "sort": 1,
-        "current": {"selected": True, "text": "All", "value": "$__all"},
-    }
+def _variables() -> list[Builder[model.VariableModel]]:
+    """Data source, then namespace -> model -> version, each narrowing the next.
 
-
-def variables() -> list[dict[str, Any]]:
-    """Data source, then namespace -> model -> version, each narrowing the next."""
+    Each variable's id is its name, as Grafana assigns when the id is absent: the SDK's
+    default is one all-zero UUID for every variable, and Grafana's (pre-Scenes) variable
+    state is keyed by id, so the four would overwrite one another.
+    """
     info = "predictor_model_info"
     return [
-        {
-            "name": "datasource",
-            "label": "Data source",
-            "type": "datasource",
-            "query": "prometheus",
-            "current": {},
-        },
-        _variable("namespace", "Namespace", f"label_values({info}, namespace)", multi=False),
-        _variable("model", "Model", f"label_values({selector(info, (NS,))}, model)", multi=False),
-        _variable(
+        dashboard_b.DatasourceVariable("datasource")
+        .id("datasource")
+        .label("Data source")
+        .type("prometheus"),
+        _query_variable("namespace", "Namespace", f"label_values({info}, namespace)"),
+        _query_variable("model", "Model", f"label_values({selector(info, (NS,))}, model)"),
+        _query_variable(
             "version",
             "Version",
             f"label_values({selector(info, (NS, MODEL))}, version)",
@@ -531,116 +603,55 @@ def variables() -> list[dict[str, Any]]:
     ]
 
 
-def _panel_json(panel: Panel, pid: int, x: int, y: int) -> dict[str, Any]:
-    targets = [
-        {
-            "datasource": DATASOURCE,
-            "refId": chr(ord("A") + n),
-            "expr": t.expr,
-            "legendFormat": t.legend,
-            "range": not t.instant,
-            "instant": t.instant,
-            **({"format": "table"} if t.instant else {}),
-        }
-        for n, t in enumerate(panel.targets)
-    ]
-    defaults: dict[str, Any] = {"unit": panel.unit}
-    if panel.max is not None:
-        defaults["max"] = panel.max
-    if panel.kind == "timeseries":
-        defaults["min"] = 0
-        defaults["custom"] = {
-            "drawStyle": "line",
-            "fillOpacity": 20 if panel.stack else 5,
-            "stacking": {"mode": "normal" if panel.stack else "none"},
-            "showPoints": "never",
-        }
-    body: dict[str, Any] = {
-        "id": pid,
-        "type": panel.kind,
-        "title": panel.title,
-        "description": panel.description,
-        "datasource": DATASOURCE,
-        "gridPos": {"h": panel.height, "w": panel.width, "x": x, "y": y},
-        "fieldConfig": {"defaults": defaults, "overrides": []},
-        "targets": targets,
-    }
-    if panel.kind == "timeseries":
-        body["options"] = {
-            "legend": {"displayMode": "list", "placement": "bottom"},
-            "tooltip": {"mode": "multi", "sort": "desc"},
-        }
-    else:
-        body["transformations"] = [
-            {"id": "organize", "options": {"excludeByName": {"Time": True, "Value": True}}}
-        ]
-    return body
-
-
-def panels() -> list[dict[str, Any]]:
-    """Rows of panels laid out left to right, wrapping at Grafana's 24 columns."""
-    out: list[dict[str, Any]] = []
-    pid = 1
-    y = 0
-    for row in ROWS:
-        out.append(
-            {
-                "id": pid,
-                "type": "row",
-                "title": row.title,
-                "collapsed": False,
-                "gridPos": {"h": 1, "w": 24, "x": 0, "y": y},
-                "panels": [],
-            }
+def build() -> model.Dashboard:
+    """The whole dashboard; the SDK places each row and wraps its panels at 24 columns."""
+    board = (
+        dashboard_b.Dashboard("Tweet sentiment predictor")
+        .uid(UID)
+        .description(
+            "KServe sentiment predictor: traffic, errors, latency, batching, feature store, "
+            "canary vs stable, production feedback, replicas and resources. "
+            "Generated by observability/dashboard.py; edit that, not this file."
         )
-        pid += 1
-        y += 1
-        x = 0
-        row_height = 0
-        for panel in row.panels:
-            if x + panel.width > 24:
-                x, y, row_height = 0, y + row_height, 0
-            out.append(_panel_json(panel, pid, x, y))
+        .tags(["kserve", "sentiment", "predictor"])
+        .editable()
+        .tooltip(model.DashboardCursorSync.CROSSHAIR)
+        .version(1)
+        .refresh("30s")
+        .time("now-1h", "now")
+        .timezone("utc")
+        .variables(_variables())
+        .annotations([])  # Grafana adds its built-in annotation query to an empty list
+    )
+    pid = 1
+    for title, panels in ROWS:
+        board.with_row(dashboard_b.Row(title).id(pid))
+        for panel in panels():
             pid += 1
-            x += panel.width
-            row_height = max(row_height, panel.height)
-        y += row_height
-    return out
-
-
-def build() -> dict[str, Any]:
-    """The whole dashboard as Grafana's JSON model."""
-    return {
-        "uid": UID,
-        "title": "Tweet sentiment predictor",
-        "description": "KServe sentiment predictor: traffic, errors, latency, batching, "
-        "feature store, canary vs stable, production feedback, replicas and resources. "
-        "Generated by observability/dashboard.py; edit that, not this file.",
-        "tags": ["kserve", "sentiment", "predictor"],
-        "editable": True,
-        "graphTooltip": 1,
-        "schemaVersion": 39,
-        "version": 1,
-        "refresh": "30s",
-        "time": {"from": "now-1h", "to": "now"},
-        "timezone": "utc",
-        "annotations": {"list": []},
-        "links": [],
-        "templating": {"list": variables()},
-        "panels": panels(),
-    }
+            board.with_panel(panel.id(pid))
+        pid += 1
+    return board.build()
 
 
 def render() -> str:
     """The file's exact text: stable key order and indentation, so diffs stay readable."""
-    return json.dumps(build(), indent=2) + "\n"
+    return json.dumps(build(), cls=JSONEncoder, indent=2) + "\n"
+
+
+def _board() -> dict[str, Any]:
+    """The JSON as shipped, so checks read what Grafana will load, not the builders."""
+    return json.loads(render())
+
+
+def variables() -> list[dict[str, Any]]:
+    """The template variables as the shipped JSON has them."""
+    return list(_board()["templating"]["list"])
 
 
 def queries() -> list[tuple[str, str]]:
-    """(where, PromQL) for every panel target, for checks against a real Prometheus."""
+    """(where, PromQL) for every panel target of the shipped JSON, for a real Prometheus."""
     return [
-        (f"{panel.title} [{chr(ord('A') + n)}]", target.expr)
-        for row in ROWS
-        for panel in row.panels
-        for n, target in enumerate(panel.targets)
+        (f"{panel['title']} [{target['refId']}]", target["expr"])
+        for panel in _board()["panels"]
+        for target in panel.get("targets", [])
     ]

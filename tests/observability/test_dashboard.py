@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -56,6 +57,12 @@ def test_variables_namespace_model_version(board: dict) -> None:
     assert names == ["datasource", "namespace", "model", "version"]
 
 
+def test_variable_ids_are_unique(board: dict) -> None:
+    """Grafana keys a dashboard's variable state by id: a shared id would merge variables."""
+    ids = [v.get("id", v["name"]) for v in board["templating"]["list"]]
+    assert len(ids) == len(set(ids)), ids
+
+
 def test_every_query_filters_on_namespace_and_uses_the_datasource_variable(board: dict) -> None:
     for panel in board["panels"]:
         if panel["type"] == "row":
@@ -97,3 +104,73 @@ def test_explain_traffic_is_not_counted_as_predictions(board: dict) -> None:
             assert "predictor_explain_" in exprs and "predictor_requests_total" not in exprs
         elif "predictor_requests_total" in exprs:
             assert "explain" not in exprs, panel["title"]
+
+
+# What a user of the dashboard sees, independent of the JSON's form: the rows, each panel's
+# type, unit and bounds, every query and legend, and the variables. It was taken from the
+# hand-built JSON the SDK replaced (git show b74a56a:charts/sentiment/dashboards/sentiment.json),
+# so an SDK bump or a builder refactor that drops or changes any of it fails here; a panel
+# changed on purpose is changed here too, after `python -m observability`:
+#   python -c 'from tests.observability.test_dashboard import write_contract; write_contract()'
+CONTRACT = Path(__file__).with_name("dashboard_contract.json")
+# Variable settings, with the value Grafana assumes when a key is absent.
+VARIABLE_DEFAULTS = {"multi": False, "includeAll": False, "allValue": None, "refresh": 0, "sort": 0}
+
+
+def _contract(board: dict) -> dict[str, list[list]]:
+    """Rows, panels, queries and variables as sorted lists of plain values."""
+    row = ""
+    panels, queries = [], []
+    for panel in board["panels"]:
+        if panel["type"] == "row":
+            row = panel["title"]
+            continue
+        where = [row, panel["title"], panel["type"]]
+        defaults = panel["fieldConfig"]["defaults"]
+        look = [defaults.get(key) for key in ("unit", "min", "max")]
+        look.append(defaults.get("custom", {}).get("stacking", {}).get("mode"))
+        if panel["type"] == "timeseries":  # Grafana shows a legend unless told not to
+            look.append(panel["options"]["legend"].get("showLegend", True))
+        panels.append(where + look)
+        for t in panel["targets"]:
+            kind = [t.get("instant", False), t.get("format", "time_series")]
+            queries.append([*where, t["expr"], t["legendFormat"], *kind])
+    variables = [
+        [v["name"], v["type"], v["query"], v.get("datasource", {}).get("uid")]
+        + [v.get(key, default) for key, default in VARIABLE_DEFAULTS.items()]
+        for v in board["templating"]["list"]
+    ]
+    return {"panels": sorted(panels), "queries": sorted(queries), "variables": variables}
+
+
+def write_contract() -> None:
+    """The checked-in dashboard's contract, one item per line so a change is a one-line diff."""
+    contract = _contract(json.loads(dashboard.DASHBOARD_PATH.read_text()))
+    parts = [
+        f' "{part}": [\n' + ",\n".join(f"  {json.dumps(item)}" for item in items) + "\n ]"
+        for part, items in contract.items()
+    ]
+    CONTRACT.write_text("{\n" + ",\n".join(parts) + "\n}\n")
+
+
+def test_rows_panels_queries_and_variables_are_those_of_the_hand_built_dashboard(
+    board: dict,
+) -> None:
+    expected = json.loads(CONTRACT.read_text())
+    actual = _contract(board)
+    for part in ("panels", "queries", "variables"):
+        want = {json.dumps(item) for item in expected[part]}
+        got = {json.dumps(item) for item in actual[part]}
+        assert got == want, f"{part}: missing {sorted(want - got)}, unexpected {sorted(got - want)}"
+    assert len(actual["queries"]) == len(expected["queries"])  # no query twice
+
+
+def test_the_live_check_reads_every_query_and_variable_of_the_contract() -> None:
+    """test_live_prometheus evaluates `queries()` and `variables()`: none may be left out."""
+    contract = json.loads(CONTRACT.read_text())
+    assert sorted(expr for _, expr in dashboard.queries()) == sorted(
+        q[3] for q in contract["queries"]
+    )
+    assert [(v["name"], v["query"]) for v in dashboard.variables()] == [
+        (v[0], v[2]) for v in contract["variables"]
+    ]
