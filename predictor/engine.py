@@ -19,7 +19,13 @@ import torch
 from tokenizers import Tokenizer
 
 from predictor.hardware import cpu_has_native_bf16, default_cpu_threads
-from predictor.modelcard import PRECISION_FILES, ModelCardError, ServingCard, check_model_dir
+from predictor.modelcard import (
+    CARD_FILE,
+    PRECISION_FILES,
+    ModelCardError,
+    ServingCard,
+    check_model_dir,
+)
 from predictor.settings import ServingSettings
 from predictor.tokenization import encode, load_tokenizer
 
@@ -210,11 +216,26 @@ class Engine:
         """Load and warm on the engine's own thread, so torch state is created where it runs."""
 
         def work() -> ServingCard:
+            self._await_model_dir()
             card = self.load()
             self.warmup()
             return card
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+    def _await_model_dir(self) -> None:
+        """KServe's `MODEL_INIT_MODE=async` (a modelcar links its files into /mnt/models while
+        the predictor starts): wait for the card, bounded, instead of failing the first look
+        and being restarted with back-off. Polled, on the engine thread; `sync` looks once."""
+        s = self.settings
+        if s.model_init_mode != "async":
+            return
+        card = s.model_dir / CARD_FILE
+        deadline = time.monotonic() + s.model_wait_s
+        if not card.is_file():
+            log.info("MODEL_INIT_MODE=async: waiting up to %g s for %s", s.model_wait_s, card)
+        while not card.is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
 
     def shutdown(self) -> None:
         """Let the worker finish what it has, then stop it."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from predictor.settings_base import PredictorSettings
 
@@ -88,6 +88,19 @@ class ServingSettings(PredictorSettings):
     )
     warmup_batches: int = Field(
         2, ge=0, description="Forward passes run before `ready` turns true."
+    )
+    model_init_mode: Literal["sync", "async"] = Field(
+        "sync",
+        validation_alias=AliasChoices("MODEL_INIT_MODE", "PREDICTOR_MODEL_INIT_MODE"),
+        description="KServe's own variable (`MODEL_INIT_MODE`, set to `async` for an oci:// "
+        "modelcar, whose files may appear after the predictor starts): `async` waits up to "
+        "PREDICTOR_MODEL_WAIT_S for the model directory instead of exiting at once.",
+    )
+    model_wait_s: float = Field(
+        180.0,
+        gt=0,
+        description="With MODEL_INIT_MODE=async, how long to wait for the model directory "
+        "(keep it within the startup probe's budget).",
     )
     freeze: bool = Field(
         True,

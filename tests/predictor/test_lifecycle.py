@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -226,3 +227,24 @@ def test_missing_model_dir_names_the_fix(tmp_path: Path) -> None:
     poll(lambda: not server.running(), 60, "the server to give up")
     assert server.stop() == 1
     assert "run `make model`" in server.logs()
+
+
+def test_async_init_mode_waits_for_a_modelcar_to_link_the_model(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """KServe sets MODEL_INIT_MODE=async beside an oci:// modelcar, whose files appear after the
+    predictor starts (found by running the chart's pod, tests/deploy/test_pod.py): the server
+    waits for them instead of exiting and being restarted with back-off."""
+    later = tmp_path / "mnt" / "models"
+    server = InProcessPredictor(later, tmp_path / "log", env={"MODEL_INIT_MODE": "async"}).start()
+    try:
+        time.sleep(1.0)  # the server is up and looking
+        assert server.running()
+        assert httpx.get(f"{server.url}/v2/health/ready", timeout=2).status_code == 503
+        later.parent.mkdir(parents=True)
+        shutil.copytree(tiny_model_dir, tmp_path / "staged")
+        (tmp_path / "staged").rename(later)  # the modelcar's link appears at once
+        server.wait_ready(60)
+        assert "waiting up to" in server.logs()
+    finally:
+        assert server.stop() == 0
