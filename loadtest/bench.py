@@ -133,7 +133,8 @@ def measure_ceiling(cfg: Config, pools: Pools, precision: str,
 def ceiling_point(cfg: Config, model: PerRequestModel, forward: Forward, pool: TextPool,
                   size: int, graph: str) -> CeilingPoint:  # fmt: skip
     texts = unique_texts(pool)
-    _forward(model, forward, [next(texts) for _ in range(size)])  # warm this shape
+    for _ in range(3):  # TorchScript's profiling executor specialises over the first calls
+        _forward(model, forward, [next(texts) for _ in range(size)])
     total = forward_s = 0.0
     batches = 0
     while total < cfg.ceiling_seconds:

@@ -9,7 +9,10 @@ frame that belongs to a named component (torch forward, tokenizer, engine,
 batcher, ...), so a metric called from the edge counts as metrics, not edge.
 Only Python threads are sampled: torch's intra-op OpenMP workers and native
 idle time are not in the table, and idle samples are left out (py-spy's
-default), so shares are of the time a thread ran Python or the C it called.
+default), so shares are of the time a thread ran Python or the C it called;
+`executor` is the hand-off between the loop and the engine thread (submitting,
+and the worker waiting on its queue, which py-spy with --nonblocking cannot
+always tell from running).
 
 `python -m loadtest.spy FILE.txt...` prints the tables of recorded raw files.
 """
@@ -30,7 +33,7 @@ COMPONENTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (name, re.compile(pattern))
     for name, pattern in (
         ("tokenizer", r"predictor/tokenization\.py|/tokenizers/|/transformers/tokenization"),
-        ("torch forward", r"/torch/|/transformers/|^infer \(.*predictor/engine\.py"),
+        ("torch forward", r"/torch/|/transformers/|(^|\.)infer \(.*predictor/engine\.py"),
         ("engine", r"predictor/engine\.py"),
         ("batcher", r"predictor/batching\.py"),
         ("model.predict", r"predictor/model\.py"),
@@ -44,6 +47,7 @@ COMPONENTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("FastAPI/Starlette", r"/fastapi/|/starlette/|/pydantic"),
         ("uvicorn/httptools", r"/uvicorn/|/httptools/|/h11/|uvicorn_compat\.py"),
         ("asyncio", r"/asyncio/|/uvloop/"),
+        ("executor", r"/concurrent/futures/|/threading\.py"),  # loop <-> engine hand-off, waits
     )
 )
 OTHER = "other"
