@@ -41,7 +41,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -229,20 +229,21 @@ async def run_points(
     with --profile and a `bench` to keep them in, py-spy records every point."""
     await point(cfg, proc, texts(), "warm-up", cfg.warmup_seconds, concurrency=max(concurrencies))
     out = []
+    record = cfg.profile and bench is not None and spy.py_spy() is not None
     for c in concurrencies:
         name = f"{label} c={c}"
         stem = cfg.out / f"profile-{name.replace(' ', '-').replace('=', '')}"
-        record = cfg.profile and bench is not None and proc.pid is not None
-        assert proc.pid is not None or not record
-        spy_ctx = spy.recording(proc.pid or 0, stem, cfg.seconds, cfg.profile_rate_hz)
-        with spy_ctx if record else nullcontext(stem.with_suffix(".txt")) as raw:
+        if record and proc.pid is not None:
+            with spy.recording(proc.pid, stem, cfg.seconds, cfg.profile_rate_hz) as raw:
+                s = show(await point(cfg, proc, texts(), name, concurrency=c))
+            if bench is not None and raw.is_file():
+                per_thread = spy.components(raw.read_text(encoding="utf-8").splitlines())
+                threads = {t: dict(n) for t, n in per_thread.items()}
+                bench.profiles[name] = {"requests": s.ok, "rate_hz": cfg.profile_rate_hz,
+                                        "threads": threads}  # fmt: skip
+        else:
             s = show(await point(cfg, proc, texts(), name, concurrency=c))
         out.append(s)
-        if record and bench is not None and raw.is_file():
-            per_thread = spy.components(raw.read_text(encoding="utf-8").splitlines())
-            threads = {t: dict(c) for t, c in per_thread.items()}
-            bench.profiles[name] = {"requests": s.ok, "rate_hz": cfg.profile_rate_hz,
-                                    "threads": threads}  # fmt: skip
     return out
 
 

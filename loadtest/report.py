@@ -153,6 +153,14 @@ def ceiling_table(ceiling: Mapping[str, Sequence[CeilingPoint]]) -> str:
     return markdown_table(header, rows)
 
 
+def best_line(bench: Bench, workload: str) -> str:
+    """The ceiling each precision's verdict uses: its best batch of either graph."""
+    parts = [f"{p} {b.texts_per_s:.1f} texts/s ({b.graph}, batch {b.batch_size})"
+             for p in bench.ceiling.get(workload, {})
+             if (b := bench.best_ceiling(workload, p))]  # fmt: skip
+    return "Ceiling (best graph and batch): " + ("; ".join(parts) or "not measured") + "."
+
+
 def batch1_table(bench: Bench) -> str:
     """Batch-1 latency per text in process, every artefact and graph beside the
     huggingfaceserver pattern, a column per workload: the c=1 target is read from it."""
@@ -242,6 +250,8 @@ def write_report(bench: Bench, out: Path, command: str) -> Path:
 ### (1) Ceiling: TorchScript in-process, as exported and frozen
 
 {ceiling_table(per)}
+
+{best_line(bench, w)}
 
 ![ceiling by batch size](ceiling-{_slug(w)}.png)
 

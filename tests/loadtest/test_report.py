@@ -129,6 +129,7 @@ def test_report_carries_both_workloads_both_graphs_and_the_agreement(tmp_path: P
     assert "99.50% of 1000 held-out texts" in report and "0.0123" in report
     assert "| bf16      | frozen   | 8     | 500.0" in report  # precision and graph columns
     assert "## Workload `held-out`" in report and "## Workload `short`" in report
+    assert "bf16 500.0 texts/s (frozen, batch 8)" in report  # the ceiling the verdict used
     # batch-1 table: ours per artefact and graph beside the huggingfaceserver pattern
     assert "| ours, bf16 frozen" in report and "| 4.00" in report
     assert "huggingfaceserver pattern (transformers fp32) | 7.60" in report
