@@ -10,7 +10,7 @@ The pick, per precision: among the settings that lose at most `--tolerance`
 most texts/s on `short` there. Why: production tweets are short, where a larger
 batch pays; long texts pad a batch to their length, so they must not pay for it.
 
-Writes sweep.md and sweep.json under loadtest/results/sweep/. About 18 minutes
+Writes sweep.md and sweep.json under loadtest/results/sweep/. About 18-20 minutes
 with the defaults on 2 quiet cores (2 precisions x 4 caps x 3 windows, 8 s points).
 """
 
