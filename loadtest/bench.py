@@ -26,7 +26,7 @@ once:
 
 Writes report.md, bench.json and PNGs under loadtest/results/ (loadtest/report.py)
 and prints the ratios against the targets of issue 21 (loadtest/outcome.py).
-About 13 minutes on 2 quiet cores with the defaults (loadtest/README.md).
+About 11-13 minutes on 2 quiet cores with the defaults (loadtest/README.md).
 """
 
 from __future__ import annotations
