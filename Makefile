@@ -6,7 +6,7 @@ MODEL_DIR ?= models/sentiment
 HTTP_PORT ?= 8080
 GRPC_PORT ?= 8081
 
-.PHONY: venv model serve test lint bench clean reliability
+.PHONY: venv model serve test lint bench bench-sweep clean reliability
 
 .venv/.stamp: requirements.txt requirements-train.txt requirements-dev.txt requirements-data.txt constraints.txt
 	python3 -m venv .venv
@@ -28,6 +28,9 @@ serve: model
 
 bench: model
 	$(PY) -m loadtest.bench --model-dir $(MODEL_DIR) $(BENCH_ARGS)
+
+bench-sweep: model
+	$(PY) -m loadtest.sweep --model-dir $(MODEL_DIR) $(SWEEP_ARGS)
 
 test: venv
 	scripts/ensure-test-deps.sh

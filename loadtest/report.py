@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -10,7 +11,8 @@ from typing import Any
 
 from matplotlib.figure import Figure  # no pyplot: files only, never a window or global state
 
-from loadtest.outcome import Bench, CeilingPoint, Ratio, ratios
+from loadtest import spy
+from loadtest.outcome import HOT, Bench, CeilingPoint, Ratio, ratios
 from loadtest.stats import Summary
 
 COLUMNS = (
@@ -128,22 +130,64 @@ def plot_latency_vs_throughput(
 def ratio_table(rs: list[Ratio]) -> str:
     def show(r: Ratio) -> list[str]:
         value = "n/a" if r.value is None else f"{r.value:.2f}"
-        met = "n/a" if r.met is None else "met" if r.met else "MISSED"
+        met = ("info" if not r.target else "n/a") if r.met is None else "met" if r.met else "MISSED"
         return [r.name, value, r.target, met]
 
-    return markdown_table(["ratio", "value", "target", "verdict"], [show(r) for r in rs])
+    rows = [show(r) for r in rs]
+    return markdown_table(
+        ["ratio", "value", "target", "verdict"], [[*r[:2], r[2] or "-", *r[3:]] for r in rows]
+    )
 
 
 def ceiling_table(ceiling: Mapping[str, Sequence[CeilingPoint]]) -> str:
+    """One workload's in-process figures: a row per precision, graph and batch size."""
     rows = [
-        [precision, str(p.batch_size), f"{p.texts_per_s:.1f}", f"{p.forward_texts_per_s:.1f}",
-         f"{1000 / p.texts_per_s * p.batch_size:.1f}", str(p.batches)]
+        [precision, p.graph, str(p.batch_size), f"{p.texts_per_s:.1f}",
+         f"{p.forward_texts_per_s:.1f}", f"{1000 / p.texts_per_s * p.batch_size:.1f}",
+         str(p.batches)]
         for precision, points in ceiling.items()
         for p in points
     ]  # fmt: skip
-    header = ["precision", "batch", "texts/s (tokenise + forward)", "texts/s (forward)",
+    header = ["precision", "graph", "batch", "texts/s (tokenise + forward)", "texts/s (forward)",
               "ms per batch", "batches"]  # fmt: skip
     return markdown_table(header, rows)
+
+
+def best_line(bench: Bench, workload: str) -> str:
+    """The ceiling each precision's verdict uses: its best batch of either graph."""
+    parts = [f"{p} {b.texts_per_s:.1f} texts/s ({b.graph}, batch {b.batch_size})"
+             for p in bench.ceiling.get(workload, {})
+             if (b := bench.best_ceiling(workload, p))]  # fmt: skip
+    return "Ceiling (best graph and batch): " + ("; ".join(parts) or "not measured") + "."
+
+
+def batch1_table(bench: Bench) -> str:
+    """Batch-1 latency per text in process, every artefact and graph beside the
+    huggingfaceserver pattern, a column per workload: the c=1 target is read from it."""
+    workloads = bench.workloads
+    measured = [(prec, pts) for w in workloads for prec, pts in bench.ceiling.get(w, {}).items()]
+    keys = dict.fromkeys((prec, p.graph) for prec, pts in measured for p in pts)
+
+    def ms(w: str, prec: str, graph: str) -> str:
+        pts = bench.ceiling.get(w, {}).get(prec, [])
+        one = next((p for p in pts if p.batch_size == 1 and p.graph == graph), None)
+        return _ms(1000 / one.texts_per_s) if one and one.texts_per_s else "-"
+
+    rows = [[f"ours, {prec} {graph}", *(ms(w, prec, graph) for w in workloads)]
+            for prec, graph in keys]  # fmt: skip
+    rows.append(["huggingfaceserver pattern (transformers fp32)",
+                 *(_ms(bench.hf_batch1_ms.get(w)) for w in workloads)])  # fmt: skip
+    return markdown_table(["batch 1, ms per text (tokenise + forward)", *workloads], rows)
+
+
+def profile_tables(bench: Bench) -> str:
+    """--profile: where each point's time went, per thread and component (loadtest/spy.py)."""
+    parts = []
+    for label, prof in bench.profiles.items():
+        threads = {t: Counter(c) for t, c in prof["threads"].items()}
+        rows = spy.table(threads, int(prof["rate_hz"]), int(prof["requests"]) or None)
+        parts.append(f"### {label}\n\n{markdown_table(spy.TABLE_HEADER, rows)}")
+    return "\n\n".join(parts)
 
 
 def agreement_text(agreement: Mapping[str, Any]) -> str:
@@ -179,20 +223,52 @@ def plot_ceiling(ceiling: Mapping[str, Sequence[CeilingPoint]], path: Path) -> P
     return path
 
 
+def _slug(name: str) -> str:
+    return name.replace(" ", "-")
+
+
 def write_report(bench: Bench, out: Path, command: str) -> Path:
-    """report.md, bench.json and the two PNGs under `out`."""
+    """report.md, bench.json, per workload latency_vs_throughput-W.png and ceiling-W.png,
+    and profiles.md with --profile, under `out`."""
     cfg = bench.config
-    rows = [s for steps in bench.steps.values() for s in steps]
-    series = {k: v for k, v in bench.steps.items() if "open-loop" not in k}
-    ceilings = {p: best.texts_per_s for p in bench.ceiling if (best := bench.best_ceiling(p))}
-    title = f"{bench.environment.get('model', '')} on {bench.environment.get('cpu', '')}"
-    plot_latency_vs_throughput(series, out / "latency_vs_throughput.png", ceilings=ceilings,
-                               title=title)  # fmt: skip
-    if bench.ceiling:
-        plot_ceiling(bench.ceiling, out / "ceiling.png")
     env = "\n".join(f"- {k}: {v}" for k, v in bench.environment.items())
     notes = "\n".join(f"- {n}" for n in bench.notes) or "- none"
-    text = f"""# Benchmark: predictor against its ceiling and baselines, by precision
+    title = f"{bench.environment.get('model', '')} on {bench.environment.get('cpu', '')}"
+    sections = []
+    for w in bench.workloads:
+        steps = bench.steps.get(w, {})
+        series = {k: v for k, v in steps.items() if "open-loop" not in k}
+        per = bench.ceiling.get(w, {})
+        ceilings = {p: best.texts_per_s for p in per if (best := bench.best_ceiling(w, p))}
+        plot_latency_vs_throughput(series, out / f"latency_vs_throughput-{_slug(w)}.png",
+                                   ceilings=ceilings, title=f"{w}: {title}")  # fmt: skip
+        if per:
+            plot_ceiling(per, out / f"ceiling-{_slug(w)}.png")
+        rows = [s for points in steps.values() for s in points]
+        sections.append(f"""## Workload `{w}`: {bench.environment.get(f"texts ({w})", "")}
+
+### (1) Ceiling: TorchScript in-process, as exported and frozen
+
+{ceiling_table(per)}
+
+{best_line(bench, w)}
+
+![ceiling by batch size](ceiling-{_slug(w)}.png)
+
+### Servers (wire {cfg.get("wire")}, {cfg.get("seconds")} s per point, one text per request)
+
+{summary_table(rows)}
+
+![latency against throughput](latency_vs_throughput-{_slug(w)}.png)
+""")
+    hot = bench.steps.get(HOT, {})
+    hot_rows = [s for points in hot.values() for s in points]
+    profiles = profile_tables(bench)
+    profile_section = ""
+    if profiles:
+        (out / "profiles.md").write_text(f"# Where the time went\n\n{profiles}\n", "utf-8")
+        profile_section = f"\n## Profiles (py-spy, --profile)\n\n{profiles}\n"
+    text = f"""# Benchmark: predictor against its ceiling and baselines, by workload and precision
 
 Command: `{command}`
 
@@ -204,21 +280,18 @@ Command: `{command}`
 
 bf16 against fp32 at export: {agreement_text(bench.agreement)}.
 
-## (1) Ceiling: TorchScript in-process
+## Batch-1 latency in process
 
-{ceiling_table(bench.ceiling)}
+{batch1_table(bench)}
 
-## Servers (wire {cfg.get("wire")}, {cfg.get("seconds")} s per point, one text per request)
+{"".join(sections)}
+## Cache-hit path and no-op floor (Zipf hot set)
 
-{summary_table(rows)}
+{summary_table(hot_rows) if hot_rows else "not measured"}
 
 Client CPU is the load generator's own CPU time during the point: it shares the
 machine's cores with the server, so it is part of what limits the server here.
-
-![latency against throughput](latency_vs_throughput.png)
-
-![ceiling by batch size](ceiling.png)
-
+{profile_section}
 ## Notes
 
 {notes}

@@ -16,6 +16,7 @@ else model.pt (the benchmark compares each precision with its own baseline).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ class PerRequestModel(Model):
         return {"predictions": predictions}
 
 
-def serve(model_class: type[PerRequestModel]) -> None:
+def serve(model_class: Callable[[str, Path, str], Model]) -> None:
     """Threads, precision and directory from the environment, as the predictor reads them."""
     threads = int(os.environ.get("PREDICTOR_CPU_THREADS", "0") or 0)
     if threads > 0:

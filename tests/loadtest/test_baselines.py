@@ -11,6 +11,7 @@ import pytest
 
 from harness.inprocess import InProcessPredictor
 from harness.servers import Predictor, PredictorProcess
+from loadtest.baselines.hf_eager import HfEagerModel
 from loadtest.clients import Wire
 from loadtest.corpus import TextPool, unique_texts
 from loadtest.measure import measure
@@ -82,10 +83,41 @@ def test_per_request_baseline_answers_with_the_same_model(
     assert_same_answers(predict(predictor, TEXTS), predict(per_request, TEXTS), 1e-4)
 
 
+def test_hf_eager_runs_transformers_own_classifier_forward_with_the_served_weights(
+    tiny_model_dir: Path,
+) -> None:
+    """What huggingfaceserver runs (the sequence-classification class, its default attention,
+    the HF tokenizer), answering as model.pt does to float noise."""
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from predictor.modelcard import ServingCard
+    from predictor.tokenization import encode, load_tokenizer
+
+    model = HfEagerModel("hf", tiny_model_dir)
+    model.load()
+    hf = model.model.model
+    assert isinstance(hf, PreTrainedModel) and type(hf).__name__.endswith(
+        "ForSequenceClassification"
+    )
+    assert hf.config._attn_implementation == "sdpa"  # transformers' default here, not eager
+    assert isinstance(model.tokenizer, PreTrainedTokenizerBase)
+    texts = [*TEXTS, "ok", "a much longer text, so the batch pads the shorter ones " * 3]
+    theirs = torch.softmax(model.logits(model.tokenize(texts)), dim=-1)
+    card = ServingCard.read(tiny_model_dir)
+    tok = load_tokenizer(tiny_model_dir / "tokenizer.json", card.max_seq_length,
+                         card.pad_token_id, card.pad_token)  # fmt: skip
+    batch = encode(tok, texts)
+    scripted = torch.jit.load(str(tiny_model_dir / "model.pt"))
+    with torch.inference_mode():
+        ours = torch.softmax(scripted(batch.input_ids, batch.attention_mask), dim=-1)
+    assert float((theirs - ours).abs().max()) < 1e-5
+
+
 def test_hf_eager_baseline_rebuilds_the_served_model_from_its_weights(
     hf_eager: PredictorProcess, tiny_model_dir: Path
 ) -> None:
-    """Same weights, eager graph, HF tokenizer: the fp32 file's answers, to float noise."""
+    """Served: same weights, transformers' forward, HF tokenizer: the fp32 file's answers."""
     log = hf_eager.log_path.parent / "fp32.log"
     fp32 = InProcessPredictor(tiny_model_dir, log, env={"PREDICTOR_PRECISION": "fp32"})
     fp32.start().wait_ready(90)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.corpus import TextPool, hot_set, load_pool, unique_texts
+from loadtest.corpus import TextPool, hot_set, load_pool, load_workloads, short_half, unique_texts
 from training import data
 
 
@@ -40,3 +40,34 @@ def test_pool_leaves_out_the_models_training_rows(tmp_path: Path) -> None:
     assert "outside the model's training split" in pool.source
     assert len(pool.texts) == len(corpus) - len(train)
     assert not trained_on & set(pool.texts)
+
+
+def test_short_half_keeps_the_shorter_half_in_pool_order() -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    texts = ["a b c d", "a", "a b c d e f", "a b", "a b c", "x y"]  # 4 1 6 2 3 2 tokens
+    short = short_half(TextPool(texts, "test"), tok)
+    assert short.texts == ["a", "a b", "x y"]  # lengths 1, 2, 2; the order of the pool
+    assert "3 texts of 1-2 tokens" in short.source and "max 6" in short.source
+
+
+def test_workloads_are_the_held_out_pool_and_its_shorter_half(tmp_path: Path) -> None:
+    split = {"test_fraction": 0.2, "seed": 5, "limit": 500}
+    card = {"split": split, "name": "m", "version": "1", "labels": ["a", "b"],
+            "max_seq_length": 32, "pad_token_id": 0, "pad_token": "[PAD]"}  # fmt: skip
+    (tmp_path / "model_card.json").write_text(json.dumps(card))
+    from training.encoder import packaged_encoder_dir
+
+    (tmp_path / "tokenizer.json").write_bytes(
+        (packaged_encoder_dir() / "tokenizer.json").read_bytes()
+    )
+    pools = load_workloads(tmp_path)
+    held_out, short = pools["held-out"], pools["short"]
+    assert list(pools) == ["held-out", "short"]
+    assert len(short.texts) == len(held_out.texts) // 2 and set(short.texts) <= set(held_out.texts)
+    lengths = {t: len(t.split()) for t in held_out.texts}
+    assert sum(lengths[t] for t in short.texts) < sum(lengths.values()) / 2
+    with pytest.raises(ValueError, match="unknown workload"):
+        load_workloads(tmp_path, ("long",))

@@ -6,7 +6,9 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from loadtest.outcome import HF_EAGER_STEP, Bench, CeilingPoint, ratios
+import pytest
+
+from loadtest.outcome import HF_EAGER_STEP, HOT, Bench, CeilingPoint, ratios
 from loadtest.report import (
     plot_latency_vs_throughput,
     ratio_table,
@@ -43,62 +45,118 @@ def test_table_json_and_plot(tmp_path: Path) -> None:
 
 
 def bench_run() -> Bench:
-    config = {"concurrency": [1, 64], "hit_concurrency": [16], "precisions": ["fp32", "bf16"]}
+    """Two workloads; bf16's ceiling and batch-1 best come from its frozen graph."""
+    config = {"concurrency": [1, 16, 64], "hit_concurrency": [16], "precisions": ["fp32", "bf16"]}
     bench = Bench(config=config, environment={})
-    bench.ceiling = {
-        "fp32": [CeilingPoint(1, 50.0, 55.0, 10), CeilingPoint(32, 200.0, 260.0, 10)],
-        "bf16": [CeilingPoint(1, 80.0, 90.0, 10), CeilingPoint(8, 500.0, 550.0, 10)],
-    }
+    ceiling = {
+        "fp32": [CeilingPoint(1, 200.0, 220.0, 10), CeilingPoint(32, 200.0, 260.0, 10),
+                 CeilingPoint(1, 190.0, 210.0, 10, "frozen")],
+        "bf16": [CeilingPoint(1, 125.0, 140.0, 10), CeilingPoint(8, 400.0, 450.0, 10),
+                 CeilingPoint(1, 250.0, 280.0, 10, "frozen"),
+                 CeilingPoint(8, 500.0, 550.0, 10, "frozen")],
+    }  # fmt: skip
+    bench.ceiling = {"held-out": ceiling, "short": {"fp32": ceiling["fp32"]}}
+    c1 = replace(point("p", 1, 180.0), p50_ms=5.4, p99_ms=8.0)  # best batch 1: 4 ms (bf16 frozen)
     bench.steps = {
-        "predictor fp32": [replace(point("p", 1, 20.0), p50_ms=25.0), point("p", 64, 190.0)],
-        "per-request fp32": [point("b", 64, 100.0)],
-        "predictor bf16": [replace(point("p", 1, 40.0), p50_ms=15.0), point("p", 64, 440.0)],
-        "per-request bf16": [point("b", 64, 200.0)],
-        "redis-hit": [point("h", 16, 700.0, p99=7.5)],
-        "noop": [point("n", 16, 1000.0)],
-    }
+        "held-out": {
+            "predictor fp32": [replace(c1, p50_ms=6.0), point("p", 16, 150.0),
+                               point("p", 64, 190.0)],
+            "per-request fp32": [point("b", 64, 100.0)],
+            "predictor bf16": [c1, point("p", 16, 300.0), point("p", 64, 440.0)],
+            "per-request bf16": [point("b", 64, 200.0)],
+        },
+        "short": {"predictor fp32": [c1, point("p", 64, 190.0)]},
+        HOT: {"redis-hit": [point("h", 16, 700.0, p99=7.5)], "noop": [point("n", 16, 1000.0)]},
+    }  # fmt: skip
     return bench
 
 
-def test_bench_ratios_and_verdicts_at_each_precision() -> None:
+def test_verdicts_per_workload_use_the_best_graph_and_the_best_batch1_latency() -> None:
     bench = bench_run()
     got = {r.name: r for r in ratios(bench)}
-    fp32_ceiling = got["fp32: predictor c=64 / in-process ceiling, texts/s"]
-    assert fp32_ceiling.value == 190.0 / 200.0 and fp32_ceiling.met is True
-    bf16_ceiling = got["bf16: predictor c=64 / in-process ceiling, texts/s"]
-    assert bf16_ceiling.value == 440.0 / 500.0 and bf16_ceiling.met is False
-    # batch-1 latency in-process: 1000 / 50 = 20 ms (fp32), 1000 / 80 = 12.5 ms (bf16)
-    assert got["fp32: predictor c=1 p50 / in-process batch-1 latency"].value == 25.0 / 20.0
-    assert got["bf16: predictor c=1 p50 / in-process batch-1 latency"].met is True
-    assert got["fp32: predictor / per-request baseline, c=64, texts/s"].value == 1.9
-    assert got["bf16: predictor / per-request baseline, c=64, texts/s"].met is True
-    speedup = got["bf16 / fp32 predictor c=64, texts/s"]
-    assert speedup.value == 440.0 / 190.0 and speedup.met is True
+    fp32 = got["held-out fp32: predictor c=64 / in-process ceiling (best graph), texts/s"]
+    assert fp32.value == 190.0 / 200.0 and fp32.met is True  # >= 0.9
+    bf16 = got["held-out bf16: predictor c=64 / in-process ceiling (best graph), texts/s"]
+    assert bf16.value == 440.0 / 500.0 and bf16.met is True  # frozen 500, not exported 400
+    # the short workload has its own ceiling: fp32 only, so bf16 has no verdict there
+    assert got["short fp32: predictor c=64 / in-process ceiling (best graph), texts/s"].met
+    assert got["short bf16: predictor c=64 / in-process ceiling (best graph), texts/s"].met is None
+    # c=1: best batch-1 latency of any artefact is bf16 frozen, 1000 / 250 = 4 ms
+    assert bench.batch1_ms("held-out") == 4.0 and bench.batch1_ms("held-out", "fp32") == 5.0
+    bf16_c1 = got["held-out bf16: predictor c=1 p50 - best in-process batch-1 latency, ms"]
+    assert bf16_c1.value == pytest.approx(1.4) and bf16_c1.met is True
+    fp32_c1 = got["held-out fp32: predictor c=1 p50 - best in-process batch-1 latency, ms"]
+    assert fp32_c1.value == pytest.approx(2.0) and fp32_c1.met is False  # 6.0 > 4 + 1.5
+    tail = got["held-out bf16: predictor c=1 p99 / p50"]
+    assert tail.value == pytest.approx(8.0 / 5.4) and tail.met is True
+    assert got["held-out fp32: predictor c=1 p99 / p50"].value == pytest.approx(8.0 / 6.0)
+    assert got["held-out fp32: predictor / per-request baseline, c=64, texts/s"].value == 1.9
     assert got["Redis hit path / no-op floor, c=16, texts/s"].value == 0.7
     assert got["hit path p99 at c=16, ms"].met is False
-    del bench.steps["redis-hit"]  # feature store absent: no verdict rather than a fake one
+    bench.steps[HOT].pop("redis-hit")  # feature store absent: no verdict rather than a fake one
     assert "n/a" in ratio_table(ratios(bench))
 
 
-def test_report_carries_both_precisions_and_the_agreement(tmp_path: Path) -> None:
+def test_ceiling_target_differs_by_precision() -> None:
     bench = bench_run()
+    bench.steps["held-out"]["predictor fp32"][-1] = point("p", 64, 174.0)  # 0.87 of 200
+    bench.steps["held-out"]["predictor bf16"][-1] = point("p", 64, 435.0)  # 0.87 of 500
+    got = {r.name: r for r in ratios(bench)}
+    assert (
+        got["held-out fp32: predictor c=64 / in-process ceiling (best graph), texts/s"].met is False
+    )
+    assert (
+        got["held-out bf16: predictor c=64 / in-process ceiling (best graph), texts/s"].met is True
+    )
+
+
+def test_bf16_over_fp32_is_reported_without_a_target() -> None:
+    got = {r.name: r for r in ratios(bench_run())}
+    speedup = got["held-out: bf16 / fp32 predictor c=64, texts/s"]
+    assert speedup.value == 440.0 / 190.0 and speedup.met is None and speedup.target == ""
+    frozen = got["held-out bf16: frozen / exported, best in-process batch, texts/s"]
+    assert frozen.value == 500.0 / 400.0
+    assert "info" in ratio_table([speedup])
+
+
+def test_report_carries_both_workloads_both_graphs_and_the_agreement(tmp_path: Path) -> None:
+    bench = bench_run()
+    bench.hf_batch1_ms = {"held-out": 7.6, "short": 6.1}
     bench.agreement = {"file": "model-bf16.pt", "agreement": 0.995, "n_texts": 1000,
                        "min_agreement": 0.99, "max_prob_diff": 0.0123,
                        "parity_max_abs_diff": 0.0}  # fmt: skip
     report = write_report(bench, tmp_path, "python -m loadtest.bench").read_text()
     assert "99.50% of 1000 held-out texts" in report and "0.0123" in report
-    assert "| bf16      | 8     | 500.0" in report  # the ceiling table has a precision column
+    assert "| bf16      | frozen   | 8     | 500.0" in report  # precision and graph columns
+    assert "## Workload `held-out`" in report and "## Workload `short`" in report
+    assert "bf16 500.0 texts/s (frozen, batch 8)" in report  # the ceiling the verdict used
+    # batch-1 table: ours per artefact and graph beside the huggingfaceserver pattern
+    assert "| ours, bf16 frozen" in report and "| 4.00" in report
+    assert "huggingfaceserver pattern (transformers fp32) | 7.60" in report
     data = json.loads((tmp_path / "bench.json").read_text())
-    assert set(data["ceiling"]) == {"fp32", "bf16"}
-    assert {p.name for p in tmp_path.glob("*.png")} == {"latency_vs_throughput.png", "ceiling.png"}
+    assert set(data["ceiling"]) == {"held-out", "short"}
+    assert set(data["ceiling"]["held-out"]) == {"fp32", "bf16"}
+    assert {p.name for p in tmp_path.glob("*.png")} == {
+        "latency_vs_throughput-held-out.png", "ceiling-held-out.png",
+        "latency_vs_throughput-short.png", "ceiling-short.png",
+    }  # fmt: skip
+    assert not (tmp_path / "profiles.md").exists()  # no --profile, no profile file
 
 
-def test_the_huggingfaceserver_ratio_takes_the_best_precision_and_only_when_measured() -> None:
+def test_the_huggingfaceserver_ratios_take_the_best_precision_at_each_concurrency() -> None:
     bench = bench_run()
-    name = "predictor (best precision) / huggingfaceserver pattern, c=64, texts/s"
-    assert name not in {r.name for r in ratios(bench)}  # step (3b) skipped: no verdict
-    bench.steps[HF_EAGER_STEP] = [point("hf", 64, 100.0)]
-    got = {r.name: r for r in ratios(bench)}[name]
-    assert got.value == 440.0 / 100.0 and got.met is True  # bf16's 440, not fp32's 190
-    bench.steps[HF_EAGER_STEP] = [point("hf", 64, 120.0)]
-    assert {r.name: r for r in ratios(bench)}[name].met is False  # 3.67 < 4
+    names = {r.name for r in ratios(bench)}
+    assert not any("huggingfaceserver pattern, c=" in n for n in names)  # not measured: none
+    bench.steps["held-out"][HF_EAGER_STEP] = [
+        point("hf", 1, 100.0),
+        point("hf", 16, 70.0),
+        point("hf", 64, 100.0),
+    ]
+    got = {r.name: r for r in ratios(bench)}
+    one = got["held-out: predictor (best precision) / huggingfaceserver pattern, c=1"]
+    assert one.value == 1.8 and one.met is True  # 180 / 100 >= 1.5
+    sixteen = got["held-out: predictor (best precision) / huggingfaceserver pattern, c=16"]
+    assert sixteen.value == 300.0 / 70.0 and sixteen.met is True  # bf16's 300, >= 4
+    top = got["held-out: predictor (best precision) / huggingfaceserver pattern, c=64"]
+    assert top.value == 4.4 and top.met is False  # bf16's 440, < 5
+    assert "short: predictor (best precision) / huggingfaceserver pattern, c=1" not in got
