@@ -7,6 +7,7 @@ once for gRPC (an interceptor), and both turn errors into one response shape.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -316,8 +317,13 @@ class GrpcEdge(grpc.aio.ServerInterceptor):
     UNKNOWN; parsed here, it is INVALID_ARGUMENT with a message.
     """
 
-    def __init__(self, access_log: bool = True) -> None:
+    def __init__(
+        self,
+        access_log: bool = True,
+        message_timeout_s: float = ServingSettings.model_fields["http_body_timeout_s"].default,
+    ) -> None:
         self.access_log = access_log
+        self.message_timeout_s = message_timeout_s
 
     async def intercept_service(
         self,
@@ -331,12 +337,36 @@ class GrpcEdge(grpc.aio.ServerInterceptor):
         behaviour: Behaviour = handler.unary_unary
         parse: Callable[[bytes], Any] | None = handler.request_deserializer
 
-        async def call(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+        async def call(requests: object, context: grpc.aio.ServicerContext) -> Any:
+            raw = await self._message(context)
             return await self._serve(behaviour, parse, raw, context, method_name)
 
-        return grpc.unary_unary_rpc_method_handler(
+        # Served as client-streaming (the same bytes on the wire as unary): grpc runs a unary
+        # handler only once the whole message is in, so a message that never completes would
+        # hold its stream with no deadline at all; here the handler starts with the stream
+        # and the message must arrive within `message_timeout_s`.
+        return grpc.stream_unary_rpc_method_handler(
             call, request_deserializer=None, response_serializer=handler.response_serializer
         )
+
+    async def _message(self, context: grpc.aio.ServicerContext) -> bytes:
+        """The call's one request message, or the call aborted: DEADLINE_EXCEEDED when it does
+        not arrive within the deadline, INVALID_ARGUMENT when the stream ends without one."""
+        try:
+            raw = await asyncio.wait_for(context.read(), self.message_timeout_s)
+        except TimeoutError:
+            errlog.info(
+                "request rejected: message not received within %g s",
+                self.message_timeout_s,
+                extra={"status": 408},
+            )
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"request message not received within {self.message_timeout_s:g} s",
+            )
+        if raw is grpc.aio.EOF or not isinstance(raw, bytes):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the call sent no message")
+        return raw
 
     async def _serve(
         self,
