@@ -28,6 +28,7 @@ from predictor import metrics
 from predictor.errors import (
     BadInput,
     Forbidden,
+    MethodNotAllowed,
     NotFound,
     NotReady,
     PayloadTooLarge,
@@ -52,6 +53,9 @@ _VERSIONED_PATH = re.compile(
     r"^/v2/models/(?P<model>[^/:]+)/versions/(?P<version>[^/:]+)(?P<rest>/infer|/ready)?$"
 )
 _MODEL_PATH = re.compile(r"^/v[12]/models/(?P<model>[^/:]+)")
+# Paths that take only some methods but that another route would otherwise catch (a GET on
+# `:predict` matches the model-ready route with the name "sentiment:predict": a 404).
+_FEEDBACK_PATH = re.compile(r"^/v1/models/[^/:]+/feedback$")
 _QUIET_PATHS = ("/metrics", "/v2/health/", "/v1/models/", "/v2/models/")
 _REPOSITORY_PREFIX = "/v2/repository"
 # gRPC twins of the quiet REST paths: health and metadata probes stay out of the access log.
@@ -92,6 +96,7 @@ async def error_response(_: Request, exc: Exception) -> Response:
         orjson.dumps({"error": err.message}),
         status_code=err.status_code,
         media_type="application/json",
+        headers=err.headers,
     )
 
 
@@ -235,6 +240,12 @@ class EdgeMiddleware:
 
     def _refuse(self, scope: Scope) -> PredictorError | None:
         path: str = scope["path"]
+        allowed = _allowed_methods(path)
+        if allowed and scope["method"] not in allowed:
+            return MethodNotAllowed(
+                f"{scope['method']} is not served on {path}; it takes {', '.join(allowed)}",
+                allowed,
+            )
         if path.startswith(_REPOSITORY_PREFIX) and not self.repository_enabled:
             return Forbidden(
                 "the model repository API (load/unload) is disabled; "
@@ -269,6 +280,15 @@ class EdgeMiddleware:
         return guarded
 
 
+def _allowed_methods(path: str) -> tuple[str, ...]:
+    """The methods of a path that must not fall through to another route, else ()."""
+    if _INFER_PATH.match(path):
+        return ("POST",)
+    if _FEEDBACK_PATH.match(path):
+        return ("GET", "POST")
+    return ()
+
+
 def _default_json_content_type(scope: Scope) -> None:
     """A v2 body without the binary-tensor header is JSON, whatever its content type says.
 
@@ -299,6 +319,7 @@ async def _send_error(send: Send, err: PredictorError) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *((k.lower().encode(), v.encode()) for k, v in err.headers.items()),
             ],
         }
     )

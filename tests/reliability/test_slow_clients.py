@@ -149,7 +149,7 @@ class Attack:
                 await asyncio.wait({read, stopped}, return_when=asyncio.FIRST_COMPLETED)
                 stopped.cancel()
                 if read.done() and not read.exception():
-                    self.answers[parse_raw_response(read.result()).status] += 1
+                    self.answers[int(parse_raw_response(read.result()).status)] += 1
                 else:
                     read.cancel()
             finally:
@@ -262,15 +262,15 @@ async def test_stalled_body_attack(tiny_model_dir: Path, tmp_path: Path) -> None
         alive = server.proc is not None and server.proc.poll() is None
     finally:
         code = server.stop()
-    for phase, (stats, attack) in phases.items():
+    for phase, (stats, seen) in phases.items():
         note = innocent_note(stats)
-        if attack is not None:
-            note += f"; attack: {attack.opened} connections, answers {dict(attack.answers)}"
+        if seen is not None:
+            note += f"; attack: {seen.opened} connections, answers {dict(seen.answers)}"
         record_stats("stalled bodies (cap 32)", phase, stats, crashes=0 if alive else 1, note=note)
     assert alive and code == 0
-    for phase, (stats, attack) in phases.items():
+    for phase, (stats, seen) in phases.items():
         assert stats.server_errors == 0, (phase, stats.statuses)
         assert stats.statuses.get(200, 0) >= 0.99 * stats.sent, (phase, innocent_note(stats))
         assert stats.p99_ms() < 2000, (phase, stats.p99_ms())
-        if attack is not None:
-            assert attack.answers[408] >= 96 - 32, (phase, attack.answers)
+        if seen is not None:
+            assert seen.answers[408] >= 96 - 32, (phase, seen.answers)
