@@ -11,6 +11,7 @@ import asyncio
 import socket
 import time
 from collections import Counter
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,20 +170,24 @@ class Attack:
             await asyncio.sleep(0.01)
         return tasks
 
+    async def beside(self, load: Awaitable[Stats]) -> Stats:
+        """`load` (the innocents) while the attack is on; the attack ends with it."""
+        stop = asyncio.Event()
+        tasks = await self.open_all(stop)
+        try:
+            return await load
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+
 
 async def test_stalled_bodies_beyond_the_cap_do_not_lock_innocents_out(
     hostile: PredictorProcess, target: Target
 ) -> None:
     """96 stalled bodies against a cap of 64: every innocent request is answered 200, fast,
     and the stalled connections that made room got a JSON 408."""
-    stop = asyncio.Event()
     attack = Attack(target.host_port, connections=96)
-    tasks = await attack.open_all(stop)
-    try:
-        innocent = await run_load(hostile.url, clients=4, requests=80)
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks)
+    innocent = await attack.beside(run_load(hostile.url, clients=4, requests=80))
     assert innocent.statuses == {200: 80}, (innocent.statuses, innocent.transport_errors)
     assert innocent.p99_ms() < 5000, innocent.p99_ms()
     # 96 - 64 made room for the others, and more for the innocents' own connections.
@@ -248,15 +253,11 @@ async def test_stalled_body_attack(tiny_model_dir: Path, tmp_path: Path) -> None
         addr = Target(server.url, server.grpc_target).host_port
         phases["baseline (8 clients)"] = (await run_load(server.url, clients=8, seconds=10), None)
         for name, reopen in (("96 stalled bodies, held", False), ("96 reopened", True)):
-            stop = asyncio.Event()
             attack = Attack(addr, connections=96, reopen=reopen)
-            tasks = await attack.open_all(stop)
-            try:
-                during = await run_load(server.url, clients=8, seconds=20)
-            finally:
-                stop.set()
-                await asyncio.gather(*tasks)
-            phases[name] = (during, attack)
+            phases[name] = (
+                await attack.beside(run_load(server.url, clients=8, seconds=20)),
+                attack,
+            )
         wait_ready_again(server)
         phases["after"] = (await run_load(server.url, clients=8, seconds=5), None)
         alive = server.proc is not None and server.proc.poll() is None

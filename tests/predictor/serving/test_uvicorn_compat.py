@@ -33,15 +33,18 @@ def test_seam_guard_overrides_nothing_unlisted() -> None:
     assert ours <= set(uvicorn_compat.PROTOCOL_OVERRIDES), ours
 
 
+class Transport(asyncio.Transport):
+    """Just enough of a socket transport for a protocol to take a connection."""
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 1) if name in ("peername", "sockname") else default
+
+    def is_closing(self) -> bool:
+        return False
+
+
 def test_seam_protocol_state_on_a_live_connection() -> None:
     """The attributes the guard reads exist once a connection is made."""
-
-    class Transport(asyncio.Transport):
-        def get_extra_info(self, name: str, default: object = None) -> object:
-            return ("127.0.0.1", 1) if name in ("peername", "sockname") else default
-
-        def is_closing(self) -> bool:
-            return False
 
     async def connect() -> None:
         config = uvicorn.Config(app=lambda *a: None, loop="asyncio")
@@ -70,13 +73,6 @@ def test_seam_capture_signals_is_a_context_manager_we_replace() -> None:
 
 def test_seam_cycle_state_of_a_request_being_served() -> None:
     """`response_state` reads the request cycle uvicorn makes once a head is complete."""
-
-    class Transport(asyncio.Transport):
-        def get_extra_info(self, name: str, default: object = None) -> object:
-            return ("127.0.0.1", 1) if name in ("peername", "sockname") else default
-
-        def is_closing(self) -> bool:
-            return False
 
     async def never_answers(scope: object, receive: object, send: object) -> None:
         await asyncio.sleep(3600)
