@@ -130,9 +130,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     # --- the connection cap ----------------------------------------------------
     def _serving(self) -> bool:
-        """A complete request of this connection is with the application (or pipelined)."""
+        """A complete request of this connection is with the application: the current cycle
+        outside a body (in a head it is still the previous request's), or, in a body, an
+        earlier pipelined one."""
+        if self._in_body:
+            return bool(self.pipeline)
         _, complete = response_state(self)
-        return not (self._in_head or self._in_body or complete)
+        return not complete
 
     def _make_room(self) -> bool:
         """Close the first connection, in the registers' order, with no request being served;

@@ -47,7 +47,7 @@ PROTOCOL_OVERRIDES = (
     "_unset_keepalive_if_required",
 )
 # Seam `HttpToolsProtocol` state: what the guard reads on a live connection.
-PROTOCOL_ATTRIBUTES = ("connections", "loop", "transport", "parser", "cycle")
+PROTOCOL_ATTRIBUTES = ("connections", "loop", "transport", "parser", "cycle", "pipeline")
 # Seam `RequestResponseCycle` state: whether the application has begun / finished answering
 # the connection's current request (the guard must not write a 408 into a started response,
 # nor close a connection whose complete request is being served).

@@ -211,3 +211,18 @@ async def test_at_the_cap_connections_being_served_are_never_closed() -> None:
             assert await answer(reader) == (200, {"bytes": 1})
         for _, w in [*busy, (extra_r, extra_w)]:
             w.close()
+
+
+async def test_a_pipelined_head_does_not_expose_a_request_being_served() -> None:
+    """A request being served with the start of a second one behind it (pipelining) is
+    still being served: at the cap the newcomer is refused, the first answer arrives."""
+    async with guarded(max_connections=1) as addr:
+        reader, writer = await connect(addr)
+        writer.write(head("/slow", length=1) + b"a" + b"POST / HTTP/1.1\r\nHost: t\r\n")
+        await asyncio.sleep(0.2)
+        extra_r, extra_w = await connect(addr)
+        status, _ = await answer(extra_r)
+        assert status == 503
+        assert await answer(reader) == (200, {"bytes": 1})
+        for w in (writer, extra_w):
+            w.close()
