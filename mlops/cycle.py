@@ -62,6 +62,7 @@ from mlops.publish import PublishError, claim_dir, publish
 from predictor.featurestore.feedback_log import FeedbackSettings
 from predictor.modelcard import ServingCard
 from training import data
+from training.build import share
 from training.export import ParityError
 
 log = logging.getLogger("mlops.cycle")
@@ -285,10 +286,18 @@ def gather(state: State, args: argparse.Namespace, prom: Prometheus, stages: Sta
     rows = TrainingRows([])
     if args.feedback:
         with stages.time("feedback read"):
-            records = read_records(args.feedback, card.name, args.feedback_ttl_s, args.key_prefix)
+            records = read_records(
+                args.feedback,
+                card.name,
+                args.feedback_ttl_s,
+                args.key_prefix,
+                token_file=args.feedback_token_file,
+            )
             rows = training_rows(records, card.labels)
-        reasons.append(f"feedback: {len(records)} records, {len(rows.rows)} distinct texts "
-                       f"(sha256 {rows.sha256[:12]})")  # fmt: skip
+        reasons.append(f"feedback: {len(records)} records from {rows.writers} writer(s), "
+                       f"{rows.reposts} replaced by a re-post, {len(rows.rows)} distinct texts "
+                       f"(sha256 {rows.sha256[:12]}); at most {args.max_feedback_share:.0%} of "
+                       "the training split")  # fmt: skip
     if args.force:
         act = True
         reasons.append("--force: retrain whatever the evidence says")
@@ -304,7 +313,8 @@ def build_candidate(
     build_argv = list(args.build_args)
     if rows.rows:
         extra = rows.write(work / f"feedback-{rows.sha256[:12]}.jsonl")
-        build_argv += ["--extra-rows", str(extra), "--extra-weight", str(args.feedback_weight)]
+        build_argv += ["--extra-rows", str(extra), "--extra-weight", str(args.feedback_weight),
+                       "--max-extra-share", str(args.max_feedback_share)]  # fmt: skip
     ns = argparse.Namespace(serving=Path(state.stable_dir), candidates=work / "candidates")
     with stages.time("retrain"):
         try:
@@ -418,6 +428,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--feedback-weight", type=int, default=3, help="times each feedback row counts in training"
     )
+    p.add_argument(
+        "--max-feedback-share",
+        type=share,
+        default=0.1,
+        help="most of the training split (weighted) feedback rows may be in one retrain; beyond "
+        "it a seeded sample is kept. The card records rows used and capped "
+        "(extra_training_rows), so a writer token cannot outvote the corpus",
+    )
+    p.add_argument(
+        "--feedback-token-file",
+        type=Path,
+        default=None,
+        help="reader token for an http(s):// --feedback source (the route needs one)",
+    )
     p.add_argument("--publish-to", default="", help="pvc://CLAIM/PATH, s3://... or oci://...")
     p.add_argument("--pvc-root", type=Path, help="where the pvc:// claim is mounted")
     p.add_argument("--deployment-mode", choices=("Knative", "Standard"), default="Knative")
@@ -473,7 +497,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--force", action="store_true", help="retrain without a signal")
     p.add_argument("--dry-run", action="store_true", help="print the decision, write nothing")
     args, rest = p.parse_known_args(argv)
-    if any(a in ("--out", "--force", "--extra-rows") or a.startswith("--out=") for a in rest):
+    chosen = ("--out", "--force", "--extra-rows", "--extra-weight", "--max-extra-share")
+    if any(a in chosen or a.startswith("--out=") for a in rest):
         p.error("--out and --extra-rows are the cycle's to choose")
     args.build_args = [a for a in rest if a != "--"]
     try:

@@ -19,6 +19,7 @@ from predictor.featurestore.settings import FeatureStoreSettings
 from predictor.featurestore.store import FeatureStore
 from predictor.model import SentimentModel
 from predictor.routes import feedback, users
+from predictor.routes.auth import ApiTokenSettings, RouteTokens
 from predictor.serving.server import PredictorServer
 from predictor.settings import ServingSettings
 from predictor.settings_base import PredictorSettings, SecretsSettings
@@ -35,6 +36,7 @@ class Settings:
     tweets: TweetSourceSettings
     feedback: FeedbackSettings
     explain: ExplainSettings
+    tokens: ApiTokenSettings
     secrets: SecretsSettings
 
     @classmethod
@@ -48,6 +50,7 @@ class Settings:
             "tweets": TweetSourceSettings,
             "feedback": FeedbackSettings,
             "explain": ExplainSettings,
+            "tokens": ApiTokenSettings,
         }
         built = {name: given.get(name) or make() for name, make in read.items()}
         return cls(secrets=secrets, **built)  # type: ignore[arg-type]
@@ -100,10 +103,12 @@ def build_server(
 ) -> PredictorServer:
     """The whole process: the model, its routes and the REST + gRPC server around it."""
     model = build_model(name, settings, model_cls)
-    routers = [users.router(model.history, lambda: model.labels)]
+    # Read once here: a configured token file that is missing or empty stops the start.
+    tokens = RouteTokens.load(settings.tokens)
+    routers = [users.router(model.history, lambda: model.labels, tokens.readers)]
     if settings.feedback.feedback_enabled:
         log = FeedbackLog(model.featurestore, name, settings.feedback)
-        routers.append(feedback.router(model, log))
+        routers.append(feedback.router(model, log, tokens))
     return PredictorServer(
         model,
         settings.serving,

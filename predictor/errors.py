@@ -25,6 +25,11 @@ class PredictorError(Exception):
         super().__init__(message)
         self.message = message
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Response headers the status needs (WWW-Authenticate for 401, Allow for 405)."""
+        return {}
+
 
 class BadInput(PredictorError):
     """The request is malformed; the message names the offending field."""
@@ -69,6 +74,10 @@ class NotReady(PredictorError):
     grpc_code = "UNAVAILABLE"
     retry_after_s: ClassVar[int] = 1
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
 
 class DeadlineExceeded(PredictorError):
     """The request's deadline passed before its answer was ready; texts still queued were
@@ -79,10 +88,37 @@ class DeadlineExceeded(PredictorError):
 
 
 class Forbidden(PredictorError):
-    """The endpoint exists but is switched off by configuration."""
+    """The endpoint exists but is switched off by configuration, or the credential presented
+    is not one it accepts."""
 
     status_code = 403
     grpc_code = "PERMISSION_DENIED"
+
+
+class Unauthorized(PredictorError):
+    """A route that needs a bearer token was called without one."""
+
+    status_code = 401
+    grpc_code = "UNAUTHENTICATED"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="predictor"'}
+
+
+class MethodNotAllowed(PredictorError):
+    """A known path called with a method it does not serve; `allow` lists those it does."""
+
+    status_code = 405
+    grpc_code = "UNIMPLEMENTED"
+
+    def __init__(self, message: str, allow: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(self.allow)}
 
 
 class Unsupported(PredictorError):
@@ -105,9 +141,16 @@ class ClientClosed(PredictorError):
 class HTTPStatusError(PredictorError):
     """A plain HTTP error raised by the web framework (unknown route, wrong method)."""
 
-    def __init__(self, message: str, status_code: int) -> None:
+    def __init__(
+        self, message: str, status_code: int, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code  # type: ignore[misc]
+        self._headers = dict(headers or {})
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self._headers
 
 
 _GRPC_BY_STATUS = {
@@ -183,7 +226,11 @@ def classify(exc: BaseException) -> PredictorError:
         return Unsupported(str(exc) or "not implemented")
     if isinstance(exc, kinds["http"]):
         status: int = exc.status_code  # type: ignore[attr-defined]
-        err = HTTPStatusError(str(exc.detail), status)  # type: ignore[attr-defined]
+        err = HTTPStatusError(
+            str(exc.detail),  # type: ignore[attr-defined]
+            status,
+            getattr(exc, "headers", None),
+        )
         err.grpc_code = _GRPC_BY_STATUS.get(status, "UNKNOWN")  # type: ignore[misc]
         return err
     if isinstance(exc, kinds["inference"]):

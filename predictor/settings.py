@@ -152,6 +152,14 @@ class ServingSettings(PredictorSettings):
         description="From a request's first byte to its last header; a slower client gets "
         "408 and is closed (slowloris). A load balancer sends a head in one write.",
     )
+    http_body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="From a request's last header to the last byte of its body; a slower "
+        "body gets 408 and the connection is closed (slow body, R-U-Dead-Yet). 30 s carries "
+        "the 4 MiB body cap at about 1.1 Mbit/s. gRPC: the same deadline for a call's request "
+        "message, else the call is cancelled (DEADLINE_EXCEEDED).",
+    )
     http_keep_alive_s: float | None = Field(
         None,
         gt=0,
@@ -162,7 +170,11 @@ class ServingSettings(PredictorSettings):
     http_max_connections: int = Field(
         1024,
         ge=1,
-        description="Open HTTP connections beyond which a new one gets 503 and is closed.",
+        description="Open HTTP connections at which a new one first makes room: a connection "
+        "with no request being served is closed (408 when a request was under way), first "
+        "those never answered (stalled heads and bodies), oldest first, then idle keep-alive "
+        "ones, answered longest ago first; only when every connection has a request being "
+        "served does the new one get 503.",
     )
 
     def drain_budget(self) -> tuple[float, float]:

@@ -73,12 +73,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window-days", type=float, default=30.0)
     parser.add_argument("--buckets", type=int, default=10)
     parser.add_argument("--png", type=Path, help="Write a chart of sentiment over time here.")
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        required=True,
+        help="File holding a reader token of the predictor (the route needs one).",
+    )
     args = parser.parse_args(argv)
+    try:
+        token = next((t.strip() for t in args.token_file.read_text().splitlines() if t.strip()), "")
+    except OSError as exc:
+        print(f"cannot read the token file {args.token_file}: {exc.strerror}", file=sys.stderr)
+        return 2
     try:
         summary = call(
             "GET",
             f"{args.url.rstrip('/')}/v1/users/{args.username}/sentiment",
             params={"window_days": args.window_days, "buckets": args.buckets, "points": True},
+            headers={"Authorization": f"Bearer {token}"},
             timeout=30,
         )
     except CallFailed as err:

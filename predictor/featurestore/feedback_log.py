@@ -74,6 +74,7 @@ class FeedbackRecord:
     request_id: str | None = None
     tweet_id: str | None = None
     truncated: bool = False
+    writer: str | None = None  # the writer token's id (predictor.routes.auth.writer_id)
 
     @property
     def agrees(self) -> bool:
@@ -93,6 +94,7 @@ class FeedbackRecord:
                 None if d.get("request_id") is None else str(d["request_id"]),
                 None if d.get("tweet_id") is None else str(d["tweet_id"]),
                 bool(d.get("truncated", False)),
+                None if d.get("writer") is None else str(d["writer"]),
             )  # fmt: skip
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return None

@@ -6,6 +6,14 @@ longer. Every batch goes out in one round trip per node: MGET on one server,
 `mget_nonatomic` on a cluster (one pipelined MGET per slot, sent to each node
 at once), non-transactional pipelines for writes.
 
+A command beyond the pool size waits for a free connection, at most the command's
+own timeout, on every topology: the standalone client has redis-py's
+BlockingConnectionPool, the Sentinel client the same blocking behaviour on its
+sentinel-managed pool (`BlockingSentinelPool`), and the cluster client, whose
+per-node pools refuse at once (MaxConnectionsError), a semaphore of the pool size
+in front of it (one command holds at most one connection per node). Without that
+a burst beyond the pool would count as errors and go to the model.
+
 Reconnection is the clients' own: a Sentinel-managed pool asks the sentinels
 for the master on every new connection (so after a failover the next command
 lands on the promoted replica), and the cluster client reloads its slot map
@@ -21,8 +29,9 @@ from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -74,6 +83,12 @@ def _standalone(target: RedisTarget, s: FeatureStoreSettings, timeout: float) ->
     return aioredis.Redis.from_pool(pool)
 
 
+class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """The sentinel-managed pool (master discovery on each new connection) that, like
+    BlockingConnectionPool, waits up to `timeout` for a free connection instead of
+    failing at once; redis-py ships the blocking kind for standalone clients only."""
+
+
 def _sentinel_master(target: RedisTarget, s: FeatureStoreSettings, timeout: float) -> Any:
     sentinel_pw = s.redis_sentinel_password
     sentinel = Sentinel(
@@ -92,7 +107,9 @@ def _sentinel_master(target: RedisTarget, s: FeatureStoreSettings, timeout: floa
     )
     return sentinel.master_for(
         target.master,
+        connection_pool_class=BlockingSentinelPool,
         max_connections=s.max_connections,
+        timeout=timeout,  # waiting for a free connection, as for standalone
         retry=_retry(),
         client_name="predictor",
     )
@@ -145,20 +162,42 @@ class RedisBackend(Backend):
         self._write = connect(target, settings, settings.write_timeout_s)
         self._read_deadline = settings.connect_timeout_s + 2 * settings.lookup_timeout_s
         self._cluster = self.topology is Topology.CLUSTER
+        # Cluster only: at most the pool size of commands at once per client, so none meets
+        # a full node pool; a command waits for its turn within its own timeout.
+        n = settings.max_connections
+        self._read_turns = (asyncio.Semaphore(n), settings.lookup_timeout_s)
+        self._write_turns = (asyncio.Semaphore(n), settings.write_timeout_s)
 
     def _k(self, key: str) -> str:
         return self.prefix + key
 
-    async def _call(self, op: Callable[[], Awaitable[T]], deadline: float | None = None) -> T:
+    async def _call(
+        self, op: Callable[[], Awaitable[T]], deadline: float | None = None, write: bool = False
+    ) -> T:
         """Run one command, turning every Redis or socket failure into BackendError."""
         try:
             if deadline is None:
-                return await op()
+                return await self._in_turn(op, write)
             async with asyncio.timeout(deadline):
-                return await op()
+                return await self._in_turn(op, write)
         except (RedisError, OSError, TimeoutError) as exc:
             # str(exc) never holds the URL, so no password reaches a log
             raise BackendError(f"redis: {type(exc).__name__}: {exc}") from exc
+
+    async def _in_turn(self, op: Callable[[], Awaitable[T]], write: bool) -> T:
+        """The command, on a cluster once one of the client's pool-size turns is free."""
+        if not self._cluster:
+            return await op()
+        turns, wait = self._write_turns if write else self._read_turns
+        try:
+            async with asyncio.timeout(wait):
+                await turns.acquire()
+        except TimeoutError:
+            raise RedisConnectionError(f"no connection free within {wait:g} s") from None
+        try:
+            return await op()
+        finally:
+            turns.release()
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
@@ -180,7 +219,7 @@ class RedisBackend(Backend):
                 pipe.set(self._k(key), value, ex=ttl_s)
             await pipe.execute()
 
-        await self._call(run)
+        await self._call(run, write=True)
 
     async def append_history(
         self, lists: Mapping[str, Sequence[bytes]], cap: int, ttl_s: int
@@ -197,7 +236,7 @@ class RedisBackend(Backend):
                 pipe.expire(full, ttl_s)
             await pipe.execute()
 
-        await self._call(run)
+        await self._call(run, write=True)
 
     async def read_history(self, key: str, limit: int) -> list[bytes]:
         values = await self._call(lambda: self._read.lrange(self._k(key), -limit, -1))
@@ -226,7 +265,14 @@ class RedisBackend(Backend):
         return values
 
     async def ping(self) -> None:
-        await self._call(lambda: self._read.ping(), self._read_deadline)
+        """The store's health: on a cluster every master must answer (the keys hash to all
+        of them; one node's PONG says nothing about the others'), else one PING."""
+        if self._cluster:
+            await self._call(
+                lambda: self._read.ping(target_nodes=RedisCluster.PRIMARIES), self._read_deadline
+            )
+        else:
+            await self._call(lambda: self._read.ping(), self._read_deadline)
 
     async def close(self) -> None:
         for client in (self._read, self._write):

@@ -11,6 +11,12 @@ said and what should have been said. Storage is write-behind
 `GET /v1/models/{name}/feedback?limit=N` returns the stored records (newest N,
 oldest first) as JSON lines, so `mlops.cycle` can read feedback from any backend.
 
+Writing needs a writer token and reading a reader token (`predictor.routes.auth`);
+each route is off (404) while its token file is not configured. Every record
+carries its writer's id, and the loop keeps one label per text per writer
+(`mlops.feedback_data`), so posting the same text again replaces the label and
+adds no weight.
+
 Metrics: `predictor_feedback_total{model,version,label,verdict}` where verdict is
 `agree` or `disagree` with the served prediction; agree / all over a window is a
 live accuracy signal (dashboard panel and alert PredictorFeedbackAccuracyLow).
@@ -22,7 +28,7 @@ import time
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from prometheus_client import Counter
 
@@ -37,6 +43,7 @@ from predictor.featurestore.feedback_log import (
 from predictor.metrics import ModelSeries
 from predictor.model import SentimentModel
 from predictor.protocol import Instance
+from predictor.routes.auth import RouteTokens, guard
 from predictor.serving.logs import CLIENT_REQUEST_ID, REQUEST_ID
 
 FEEDBACK = ModelSeries(
@@ -46,6 +53,13 @@ FEEDBACK = ModelSeries(
         "(verdict agree|disagree): agree / all is live accuracy.",
         ["model", "version", "label", "verdict"],
     )
+)
+# By writer (the token's id, never the token): who writes how much, so one writer's flood
+# shows on a dashboard; the number of writers is the number of tokens, a handful.
+FEEDBACK_BY_WRITER = Counter(
+    "predictor_feedback_by_writer_total",
+    "Feedback labels accepted, by model and writer (the writer token's id).",
+    ["model", "writer"],
 )
 FIELDS = {"text", "tweet_url", "label", "request_id"}
 
@@ -89,9 +103,19 @@ def parse_body(raw: bytes, labels: list[str]) -> tuple[Instance, str, str | None
     return Instance(tweet_url=_string(body, "tweet_url")), label, request_id
 
 
-def router(model: SentimentModel, log: FeedbackLog) -> APIRouter:
+def router(model: SentimentModel, log: FeedbackLog, tokens: RouteTokens) -> APIRouter:
     """The feedback routes for `model`, storing through `log` (the feature store's own
-    write-behind, which the model's drain flushes)."""
+    write-behind, which the model's drain flushes), guarded by `tokens`."""
+    writer = guard(
+        tokens.writers,
+        "feedback_write",
+        "feedback is not taken on this server (no writer token is configured)",
+    )
+    reader = guard(
+        tokens.readers,
+        "feedback_read",
+        "stored feedback is not readable on this server (no reader token is configured)",
+    )
 
     def zero_series() -> None:
         """Every label x verdict series from the first scrape after load, at 0, so the
@@ -110,6 +134,7 @@ def router(model: SentimentModel, log: FeedbackLog) -> APIRouter:
 
     @api.post("/v1/models/{name}/feedback", status_code=202)
     async def feedback(name: str, request: Request) -> Response:
+        who = writer(request)  # before anything of the body is read
         check_name(name)
         inst, label, request_id = parse_body(await request.body(), model.labels)
         if inst.text is not None and not keys.normalise_text(inst.text):
@@ -123,11 +148,12 @@ def router(model: SentimentModel, log: FeedbackLog) -> APIRouter:
         version = model.version
         rec = FeedbackRecord(
             text_hash(kept), kept, label, version, served.label, served.score, time.time(),
-            request_id, tweet_id, served.truncated,
+            request_id, tweet_id, served.truncated, who,
         )  # fmt: skip
         log.record(rec)
         verdict = "agree" if rec.agrees else "disagree"
         FEEDBACK.labels(model.name, version, label, verdict).inc()
+        FEEDBACK_BY_WRITER.labels(model.name, who).inc()
         body = {
             "accepted": True,
             "model": model.name,
@@ -141,8 +167,11 @@ def router(model: SentimentModel, log: FeedbackLog) -> APIRouter:
         }
         return Response(orjson.dumps(body), status_code=202, media_type="application/json")
 
-    @api.get("/v1/models/{name}/feedback")
-    async def list_feedback(name: str, limit: int = Query(1000, ge=1, le=100_000)) -> Response:
+    @api.get("/v1/models/{name}/feedback", dependencies=[Depends(reader)])
+    async def list_feedback(
+        name: str,
+        limit: int = Query(1000, ge=1, le=100_000),
+    ) -> Response:
         check_name(name)
         records = await log.read(limit)
         lines = b"".join(r.encode() + b"\n" for r in records)

@@ -17,11 +17,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from predictor.errors import BadInput, NotFound
 from predictor.featurestore.history import HistoryEntry, UserHistory
+from predictor.routes.auth import Credential, guard
 
 USERNAME = re.compile(r"^@?(?P<name>[A-Za-z0-9_]{1,15})$")
 FLAT_PER_DAY = 0.01  # |slope| below this (polarity units per day) is "flat"
@@ -108,11 +109,17 @@ def summarise(
 Labels = Callable[[], Sequence[str]]
 
 
-def router(history: UserHistory, labels: Labels) -> APIRouter:
-    """The users route over `history`; `labels()` gives the loaded model's labels."""
+def router(history: UserHistory, labels: Labels, readers: Credential | None) -> APIRouter:
+    """The users route over `history`; `labels()` gives the loaded model's labels. A user's
+    history is what they wrote: the route needs a reader token, and is off without one."""
     api = APIRouter()
+    reader = guard(
+        readers,
+        "user_history",
+        "per-user history is off on this server (no reader token is configured)",
+    )
 
-    @api.get("/v1/users/{username}/sentiment")
+    @api.get("/v1/users/{username}/sentiment", dependencies=[Depends(reader)])
     async def user_sentiment(
         username: str,
         window_days: float = Query(30.0, gt=0, le=3650),

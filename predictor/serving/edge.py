@@ -30,6 +30,7 @@ from predictor.errors import (
     BadInput,
     ClientClosed,
     Forbidden,
+    MethodNotAllowed,
     NotFound,
     NotReady,
     PayloadTooLarge,
@@ -56,6 +57,9 @@ _VERSIONED_PATH = re.compile(
     r"^/v2/models/(?P<model>[^/:]+)/versions/(?P<version>[^/:]+)(?P<rest>/infer|/ready)?$"
 )
 _MODEL_PATH = re.compile(r"^/v[12]/models/(?P<model>[^/:]+)")
+# Paths that take only some methods but that another route would otherwise catch (a GET on
+# `:predict` matches the model-ready route with the name "sentiment:predict": a 404).
+_FEEDBACK_PATH = re.compile(r"^/v1/models/[^/:]+/feedback$")
 _QUIET_PATHS = ("/metrics", "/v2/health/", "/v1/models/", "/v2/models/")
 _REPOSITORY_PREFIX = "/v2/repository"
 # gRPC twins of the quiet REST paths: health and metadata probes stay out of the access log.
@@ -84,12 +88,6 @@ def _log_error(err: PredictorError, exc: BaseException) -> None:
         errlog.info("request rejected: %s", err.message, extra={"status": err.status_code})
 
 
-def _retry_after(err: PredictorError) -> dict[str, str]:
-    """`Retry-After` for the errors a retry cures (503: loading, shedding, draining)."""
-    seconds = getattr(err, "retry_after_s", None)
-    return {"retry-after": str(seconds)} if seconds is not None else {}
-
-
 async def error_response(_: Request, exc: Exception) -> Response:
     """Every REST error, ours or the framework's, as `{"error": message}`."""
     err = classify(exc)
@@ -98,7 +96,7 @@ async def error_response(_: Request, exc: Exception) -> Response:
         orjson.dumps({"error": err.message}),
         status_code=err.status_code,
         media_type="application/json",
-        headers=_retry_after(err),
+        headers=err.headers,
     )
 
 
@@ -265,6 +263,12 @@ class EdgeMiddleware:
 
     def _refuse(self, scope: Scope) -> PredictorError | None:
         path: str = scope["path"]
+        allowed = _allowed_methods(path)
+        if allowed and scope["method"] not in allowed:
+            return MethodNotAllowed(
+                f"{scope['method']} is not served on {path}; it takes {', '.join(allowed)}",
+                allowed,
+            )
         if path.startswith(_REPOSITORY_PREFIX) and not self.repository_enabled:
             return Forbidden(
                 "the model repository API (load/unload) is disabled; "
@@ -338,6 +342,15 @@ async def _until_disconnect(app: ASGIApp, scope: Scope, receive: Receive, send: 
     return False
 
 
+def _allowed_methods(path: str) -> tuple[str, ...]:
+    """The methods of a path that must not fall through to another route, else ()."""
+    if _INFER_PATH.match(path):
+        return ("POST",)
+    if _FEEDBACK_PATH.match(path):
+        return ("GET", "POST")
+    return ()
+
+
 def _default_json_content_type(scope: Scope) -> None:
     """A v2 body without the binary-tensor header is JSON, whatever its content type says.
 
@@ -368,7 +381,7 @@ async def _send_error(send: Send, err: PredictorError) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                *((k.encode(), v.encode()) for k, v in _retry_after(err).items()),
+                *((k.lower().encode(), v.encode()) for k, v in err.headers.items()),
             ],
         }
     )
@@ -388,11 +401,16 @@ class GrpcEdge(grpc.aio.ServerInterceptor):
     """
 
     def __init__(
-        self, versions: Versions, access_log: bool = True, request_timeout_s: float = 60.0
+        self,
+        versions: Versions,
+        access_log: bool = True,
+        request_timeout_s: float = 60.0,
+        message_timeout_s: float = ServingSettings.model_fields["http_body_timeout_s"].default,
     ) -> None:
         self.versions = versions
         self.access_log = access_log
         self.request_timeout_s = request_timeout_s
+        self.message_timeout_s = message_timeout_s
 
     async def intercept_service(
         self,
@@ -406,12 +424,36 @@ class GrpcEdge(grpc.aio.ServerInterceptor):
         behaviour: Behaviour = handler.unary_unary
         parse: Callable[[bytes], Any] | None = handler.request_deserializer
 
-        async def call(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+        async def call(requests: object, context: grpc.aio.ServicerContext) -> Any:
+            raw = await self._message(context)
             return await self._serve(behaviour, parse, raw, context, method_name)
 
-        return grpc.unary_unary_rpc_method_handler(
+        # Served as client-streaming (the same bytes on the wire as unary): grpc runs a unary
+        # handler only once the whole message is in, so a message that never completes would
+        # hold its stream with no deadline at all; here the handler starts with the stream
+        # and the message must arrive within `message_timeout_s`.
+        return grpc.stream_unary_rpc_method_handler(
             call, request_deserializer=None, response_serializer=handler.response_serializer
         )
+
+    async def _message(self, context: grpc.aio.ServicerContext) -> bytes:
+        """The call's one request message, or the call aborted: DEADLINE_EXCEEDED when it does
+        not arrive within the deadline, INVALID_ARGUMENT when the stream ends without one."""
+        try:
+            raw = await asyncio.wait_for(context.read(), self.message_timeout_s)
+        except TimeoutError:
+            errlog.info(
+                "request rejected: message not received within %g s",
+                self.message_timeout_s,
+                extra={"status": 408},
+            )
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"request message not received within {self.message_timeout_s:g} s",
+            )
+        if raw is grpc.aio.EOF or not isinstance(raw, bytes):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the call sent no message")
+        return raw
 
     async def _serve(
         self,

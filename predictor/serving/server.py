@@ -149,14 +149,7 @@ class PredictorServer:
             # A backstop only: the drain answers what is left before it cancels (_drain).
             timeout_graceful_shutdown=cast(int, s.drain_budget()[0]),
             timeout_keep_alive=int(keep_alive),
-            http=protocol_class(
-                HttpLimits(
-                    max_head_bytes=s.http_max_head_bytes,
-                    header_timeout_s=s.http_header_timeout_s,
-                    idle_timeout_s=keep_alive,
-                    max_connections=s.http_max_connections,
-                )
-            ),
+            http=protocol_class(HttpLimits.from_settings(s, keep_alive)),
             ws="none",  # no WebSocket routes; Upgrade requests get a 400 (http_guard)
         )
         return ServerWithoutSignals(config)
@@ -204,6 +197,7 @@ class PredictorServer:
                     self._versions,
                     access_log=self.settings.access_log,
                     request_timeout_s=self.settings.request_timeout_s,
+                    message_timeout_s=self.settings.http_body_timeout_s,
                 ),
             ),
             options=[

@@ -22,12 +22,14 @@ UVICORN_VERSION = "0.54.0"
 INSTALLED_VERSION = version("uvicorn")
 
 __all__ = [
+    "CYCLE_ATTRIBUTES",
     "PROTOCOL_ATTRIBUTES",
     "PROTOCOL_OVERRIDES",
     "STATUS_LINE",
     "UVICORN_VERSION",
     "HttpToolsProtocol",
     "ServerWithoutSignals",
+    "response_state",
 ]
 
 # Seam `HttpToolsProtocol` overrides: the methods `GuardedHttpProtocol` replaces or calls.
@@ -40,11 +42,25 @@ PROTOCOL_OVERRIDES = (
     "on_url",
     "on_headers_complete",
     "on_message_complete",
+    "on_response_complete",
     "send_400_response",
     "_unset_keepalive_if_required",
 )
 # Seam `HttpToolsProtocol` state: what the guard reads on a live connection.
-PROTOCOL_ATTRIBUTES = ("connections", "loop", "transport", "parser")
+PROTOCOL_ATTRIBUTES = ("connections", "loop", "transport", "parser", "cycle", "pipeline")
+# Seam `RequestResponseCycle` state: whether the application has begun / finished answering
+# the connection's current request (the guard must not write a 408 into a started response,
+# nor close a connection whose complete request is being served).
+CYCLE_ATTRIBUTES = ("response_started", "response_complete")
+
+
+def response_state(protocol: HttpToolsProtocol) -> tuple[bool, bool]:
+    """(started, complete) of the current request's response; (False, True) before the first
+    request, when there is nothing to answer."""
+    cycle = protocol.cycle
+    if cycle is None:
+        return False, True
+    return bool(cycle.response_started), bool(cycle.response_complete)
 
 
 class ServerWithoutSignals(uvicorn.Server):

@@ -60,10 +60,14 @@ def test_restricted_security_and_one_run_at_a_time() -> None:
     assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert c["resources"]["limits"]["memory"]
     mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
-    assert mounts == {"models": "/mnt/models", "tmp": "/tmp"}
+    reader = "/var/run/secrets/mlops-reader"
+    assert mounts == {"models": "/mnt/models", "tmp": "/tmp", "reader-token": reader}
     volumes = {v["name"]: v for v in spec["volumes"]}
     assert volumes["models"]["persistentVolumeClaim"]["claimName"] == "sentiment-models"
     assert "emptyDir" in volumes["tmp"]
+    token = volumes["reader-token"]["secret"]
+    assert token["secretName"] == "sentiment-api-readers"
+    assert token["items"] == [{"key": "tokens", "path": "reader-tokens"}]
 
 
 def test_the_args_are_what_mlops_cycle_accepts() -> None:
@@ -76,6 +80,8 @@ def test_the_args_are_what_mlops_cycle_accepts() -> None:
     assert args.state == Path("/mnt/models/.mlops-cycle/state.yaml")
     assert args.state_name == NAME
     assert args.feedback == "http://sentiment-predictor.sentiment.svc.cluster.local"
+    assert args.feedback_token_file == Path("/var/run/secrets/mlops-reader/reader-tokens")
+    assert args.max_feedback_share == 0.1
     assert args.window == "6h" and args.build_args == ["--mode", "quick"]
     assert args.deployment_mode == "Knative"
 
@@ -98,6 +104,13 @@ def test_an_existing_claim_is_used_and_none_created() -> None:
     args = cycle.parse_args(spec["containers"][0]["args"])
     assert args.publish_to == "pvc://team-models/sentiment"
     assert args.feedback == "redis://redis.shared:6379/0"
+    assert args.feedback_token_file is None  # the store, not the predictor: no reader token
+    assert "reader-token" not in {v["name"] for v in spec["volumes"]}
+
+
+def test_reading_the_predictor_without_a_reader_token_fails() -> None:
+    result = ct.template_text([VALUES], ["apiTokens.reader.existingSecret="])
+    assert result.returncode != 0 and "apiTokens.reader.existingSecret" in result.stderr
 
 
 def test_a_created_claim_survives_uninstall() -> None:

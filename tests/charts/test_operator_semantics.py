@@ -342,7 +342,11 @@ def test_the_cycle_serves_the_directory_stable_dir_names() -> None:
 
 def test_the_cycle_refuses_to_serve_the_parent_of_the_versions() -> None:
     result = ct.template_text(
-        sets=["mlops.cycle.enabled=true", "mlops.cycle.stableDir=/mnt/models/sentiment/v1"]
+        sets=[
+            "mlops.cycle.enabled=true",
+            "mlops.cycle.stableDir=/mnt/models/sentiment/v1",
+            "apiTokens.reader.existingSecret=readers",
+        ]
     )
     assert result.returncode != 0
     assert "parent of the version directories" in result.stderr

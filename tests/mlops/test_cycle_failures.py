@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from mlops import cycle
+from tests.fixtures import tokens
 from tests.fixtures.predictor_proc import REPO, PredictorProcess
 from tests.fixtures.prometheus_server import PROMETHEUS_BIN, PrometheusServer
 from tests.fixtures.redis_server import REDIS_BIN, RedisServer
@@ -33,9 +34,8 @@ def loop(stable_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     (root / "redis").mkdir()
     (root / "prom").mkdir()
     redis = RedisServer(root / "redis").start()
-    stable = PredictorProcess(
-        stable_dir, root / "stable.log", env={"PREDICTOR_REDIS_URL": redis.url()}
-    )
+    env = {"PREDICTOR_REDIS_URL": redis.url(), **tokens.env(root / "tokens")}
+    stable = PredictorProcess(stable_dir, root / "stable.log", env=env)
     prom = PrometheusServer(root / "prom", [f"127.0.0.1:{stable.http_port}"])
     try:
         stable.start().wait_ready()

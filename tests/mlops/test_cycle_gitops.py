@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from mlops import cycle
+from tests.fixtures import tokens
 from tests.fixtures.predictor_proc import PredictorProcess
 from tests.fixtures.prometheus_server import PROMETHEUS_BIN, PrometheusServer
 from tests.mlops.conftest import card, v1
@@ -44,8 +45,9 @@ def pair(
     if PROMETHEUS_BIN is None:
         pytest.skip("needs prometheus (.ci/run installs it)")
     root = tmp_path_factory.mktemp("cycle-gitops")
-    stable = PredictorProcess(stable_dir, root / "stable.log")
-    canary = PredictorProcess(twin_dir, root / "canary.log")
+    env = tokens.env(root / "tokens")
+    stable = PredictorProcess(stable_dir, root / "stable.log", env=env)
+    canary = PredictorProcess(twin_dir, root / "canary.log", env=env)
     (root / "prom").mkdir()
     prom = PrometheusServer(root / "prom", [f"127.0.0.1:{s.http_port}" for s in (stable, canary)])
     try:

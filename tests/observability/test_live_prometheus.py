@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from observability import alerts, dashboard
+from tests.fixtures import tokens
 from tests.fixtures.fake_x_api import FakeXApi
 from tests.fixtures.predictor_proc import PredictorProcess
 from tests.fixtures.prometheus_server import PrometheusServer, QueryError, StartPrometheus
@@ -75,6 +76,7 @@ def _traffic(server: PredictorProcess, api: FakeXApi, round_: int) -> list[int]:
     fb = httpx.post(
         f"{server.url}/v1/models/sentiment/feedback",
         json={"text": f"feedback {round_}", "label": ("negative", "positive")[round_ % 2]},
+        headers=tokens.WRITE,
         timeout=30,
     )
     why = httpx.post(
@@ -98,6 +100,7 @@ def stack(
         **module_x_api.env(),
         "PREDICTOR_MAX_QUEUE_TEXTS": str(MAX_QUEUE),
         "PREDICTOR_HEALTH_INTERVAL_S": "0.5",
+        **tokens.env(tmp_path_factory.mktemp("obs-tokens")),
     }
     log = tmp_path_factory.mktemp("obs-predictor") / "predictor.log"
     server = PredictorProcess(tiny_model_dir, log, env=env).start().wait_ready()

@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.fixtures import tokens
 from tests.fixtures.inprocess import InProcess, serve_in_process, settings_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -20,8 +21,13 @@ LABELS = {"negative", "neutral", "positive"}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def app(tiny_model_dir: Path) -> AsyncIterator[InProcess]:
-    async for served in serve_in_process(settings_for(tiny_model_dir, max_body_bytes=4096)):
+async def app(
+    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[InProcess]:
+    files = tokens.write_files(tmp_path_factory.mktemp("tokens"))
+    async for served in serve_in_process(
+        settings_for(tiny_model_dir, tokens=files, max_body_bytes=4096)
+    ):
         yield served
 
 
@@ -97,12 +103,14 @@ async def test_explain_answers_predictions_and_contributions(app: InProcess) -> 
 
 async def test_feedback_is_stored_through_the_store_and_read_back(app: InProcess) -> None:
     resp = await app.client.post(
-        "/v1/models/sentiment/feedback", json={"text": "  feedback   text ", "label": "positive"}
+        "/v1/models/sentiment/feedback",
+        json={"text": "  feedback   text ", "label": "positive"},
+        headers=tokens.WRITE,
     )
     assert resp.status_code == 202, resp.text
     assert resp.json()["label"] == "positive"
     await app.flushed()  # the store's one write-behind queue carried it
-    listed = await app.client.get("/v1/models/sentiment/feedback")
+    listed = await app.client.get("/v1/models/sentiment/feedback", headers=tokens.READ)
     records = [orjson.loads(line) for line in listed.content.splitlines()]
     assert any(r["text"] == "feedback text" and r["label"] == "positive" for r in records)
 
@@ -118,16 +126,62 @@ async def test_feedback_is_stored_through_the_store_and_read_back(app: InProcess
         ("GET", "/v2/repository/index", None, 403, "repository"),
         ("POST", "/v1/models/sentiment:predict", {"instances": ["x" * 5000]}, 413, "limit"),
         ("POST", "/v1/models/sentiment/feedback", {"text": "x", "label": "meh"}, 400, "label"),
+        ("POST", "/v1/models/sentiment/feedback", {"text": "x", "label": "positive"}, 401,
+         "writer token"),
+        ("GET", "/v1/users/someone/sentiment", None, 401, "reader token"),
+        ("GET", "/v1/models/sentiment:predict", None, 405, "takes POST"),
+        ("GET", "/v1/models/sentiment:explain", None, 405, "takes POST"),
+        ("GET", "/v2/models/sentiment/infer", None, 405, "takes POST"),
+        ("DELETE", "/v1/models/sentiment/feedback", None, 405, "takes GET, POST"),
     ],
-)
+)  # fmt: skip
 async def test_error_table(
     app: InProcess, method: str, path: str, body: object, status: int, names: str
 ) -> None:
-    """Each row of the README's error table: the status and a JSON message naming the cause."""
-    resp = await app.client.request(method, path, json=body)
+    """Each row of the README's error table: the status and a JSON message naming the cause
+    (with the writer's token, except for the 401 rows)."""
+    headers = {} if status == 401 else tokens.WRITE
+    resp = await app.client.request(method, path, json=body, headers=headers)
     assert resp.status_code == status, resp.text
     assert resp.headers["content-type"].startswith("application/json")
     assert names in resp.json()["error"]
+    if status == 401:
+        assert resp.headers["www-authenticate"] == 'Bearer realm="predictor"'
+    if status == 405:
+        assert resp.headers["allow"] == names.removeprefix("takes ")
+
+
+async def test_a_wrong_token_is_403(app: InProcess) -> None:
+    for method, path in (
+        ("POST", "/v1/models/sentiment/feedback"),
+        ("GET", "/v1/users/u/sentiment"),
+    ):
+        resp = await app.client.request(
+            method, path, json={"text": "x", "label": "positive"}, headers=tokens.bearer("w" * 20)
+        )
+        assert resp.status_code == 403, resp.text
+        assert "w" * 20 not in resp.text
+
+
+async def test_without_token_files_the_guarded_routes_are_off(tiny_model_dir: Path) -> None:
+    """Off is 404 with or without a token, never open."""
+    async for off in serve_in_process(settings_for(tiny_model_dir)):
+        for method, path, body, names in (
+            (
+                "POST",
+                "/v1/models/sentiment/feedback",
+                {"text": "x", "label": "positive"},
+                "feedback",
+            ),
+            ("GET", "/v1/models/sentiment/feedback", None, "feedback"),
+            ("GET", "/v1/users/someone/sentiment", None, "history"),
+        ):
+            for headers in ({}, tokens.WRITE, tokens.READ):
+                resp = await off.client.request(method, path, json=body, headers=headers)
+                assert resp.status_code == 404, (path, resp.text)
+                assert names in resp.json()["error"] and "no " in resp.json()["error"]
+        ok = await off.client.post("/v1/models/sentiment:predict", json={"instances": ["open"]})
+        assert ok.status_code == 200  # inference stays open
 
 
 async def test_requests_and_errors_are_counted(app: InProcess) -> None:

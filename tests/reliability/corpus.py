@@ -365,9 +365,11 @@ def cases() -> list[Case]:
              raw_http(b"post " + V1.encode() + b" HTTP/1.1\r\nHost: t\r\n" + CL + b"\r\n" + BODY),
              400, "malformed HTTP request"),
         Case("http", "GET on predict", raw_http(b"GET " + V1.encode() + b" HTTP/1.1\r\n\r\n"),
-             404, "does not exist"),  # KServe's v1 metadata route takes the GET
+             405, "it takes POST"),  # not KServe's v1 metadata route, which would 404
         Case("http", "DELETE on infer", raw_http(b"DELETE " + V2.encode() + b" HTTP/1.1\r\n\r\n"),
-             405, "Method Not Allowed"),
+             405, "it takes POST"),
+        Case("http", "GET on explain",
+             raw_http(b"GET /v1/models/sentiment:explain HTTP/1.1\r\n\r\n"), 405, "it takes POST"),
         Case("http", "unknown path", raw_http(b"GET /nope HTTP/1.1\r\n\r\n"), 404, "Not Found"),
         Case("http", "explain on an unknown model",
              post("/v1/models/nope:explain", BODY), 404, "nope"),

@@ -46,8 +46,27 @@ def test_a_bad_row_names_its_line(tmp_path: Path, row: object, problem: str) -> 
 def test_weight_repeats_rows_and_evaluation_texts_are_left_out() -> None:
     train = corpus(["a", "b"], [0, 1])
     extra = data.ExtraRows(["new", "held out", "b"], np.array([2, 2, 0]), "sha")
-    out, left_out = data.add_training_rows(train, extra, 3, exclude={"held out"})
-    assert left_out == 1
+    out, left_out, capped = data.add_training_rows(train, extra, 3, exclude={"held out"})
+    assert (left_out, capped) == (1, 0)
     assert out.texts == ["a", "b", "new", "b", "new", "b", "new", "b"]
     assert out.labels.tolist() == [0, 1, 2, 0, 2, 0, 2, 0]
     assert out.sha256 == "sha"  # the corpus hash stays the base corpus's: held-out sets rebuild
+
+
+def test_extra_rows_are_capped_at_a_share_of_the_training_split() -> None:
+    """100 base rows, 50 feedback rows at weight 2, at most 20 %: 100 * 0.2 / (2 * 0.8) = 12
+    rows kept (24 weighted of 124, under a fifth), a seeded sample of them."""
+    train = corpus([f"base {n}" for n in range(100)], [n % 3 for n in range(100)])
+    extra = data.ExtraRows([f"fb {n}" for n in range(50)], np.array([2] * 50), "sha")
+    out, left_out, capped = data.add_training_rows(train, extra, 2, set(), 0.2, seed=7)
+    assert (left_out, capped) == (0, 38)
+    added = out.texts[100:]
+    assert len(added) == 24 and len(set(added)) == 12
+    assert added.count("fb 0") in (0, 2)
+    assert (len(out.texts) - 100) / len(out.texts) <= 0.2
+    again, *_ = data.add_training_rows(train, extra, 2, set(), 0.2, seed=7)
+    assert again.texts == out.texts  # the same seed keeps the same rows
+    other, *_ = data.add_training_rows(train, extra, 2, set(), 0.2, seed=8)
+    assert set(other.texts[100:]) != set(added)
+    whole, _, none_capped = data.add_training_rows(train, extra, 2, set(), 1.0)
+    assert none_capped == 0 and len(whole.texts) == 200

@@ -167,6 +167,7 @@ containers:
       {{- end }}
     env:
       {{- include "sentiment.featureStore.env" $ | nindent 6 }}
+      {{- with include "sentiment.apiTokens.env" $ }}{{ . | trim | nindent 6 }}{{ end }}
       {{- if .storageUri }}
       {{- /* A custom predictor gets KServe's storage initializer (s3://, gs://, pvc://) or a
       modelcar (oci://) from this variable on kserve-container; either puts the model at /mnt/models. */}}
@@ -237,6 +238,7 @@ containers:
       - name: tmp
         mountPath: /tmp
       {{- include "sentiment.featureStore.mounts" $ | nindent 6 }}
+      {{- with include "sentiment.apiTokens.mounts" $ }}{{ . | trim | nindent 6 }}{{ end }}
   {{- include "sentiment.featureStore.sidecarContainer" $ | nindent 2 }}
 volumes:
   - name: tmp
@@ -244,6 +246,7 @@ volumes:
       medium: Memory
       sizeLimit: {{ $v.tmpSizeLimit }}
   {{- include "sentiment.featureStore.volumes" $ | nindent 2 }}
+  {{- with include "sentiment.apiTokens.volumes" $ }}{{ . | trim | nindent 2 }}{{ end }}
 {{- end -}}
 
 {{/* The MLOps cycle's CronJob and ServiceAccount name, and the claim it works on. */}}

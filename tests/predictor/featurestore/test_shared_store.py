@@ -15,6 +15,8 @@ from harness.scrape import sample_sum
 from tests.fixtures.fake_x_api import FakeXApi
 from tests.fixtures.predictor_proc import PredictorProcess
 from tests.fixtures.redis_server import RedisServer
+from tests.fixtures.tokens import READ
+from tests.fixtures.tokens import env as tokens_env
 
 PASSWORD = "shared-pods-pw-7f3a"
 
@@ -32,6 +34,7 @@ def pods(
         "PREDICTOR_REDIS_URL": redis.url(password=""),  # no password in the URL or env
         "PREDICTOR_SECRETS_DIR": str(secrets),
         **module_x_api.env(),
+        **tokens_env(tmp / "tokens"),
     }
     a = PredictorProcess(tiny_model_dir, tmp / "a.log", env=env).start()
     b = PredictorProcess(tiny_model_dir, tmp / "b.log", env=env).start()
@@ -55,7 +58,8 @@ def hits(pod: PredictorProcess) -> float:
 
 
 def history(pod: PredictorProcess, user: str) -> httpx.Response:
-    return httpx.get(f"{pod.url}/v1/users/{user}/sentiment", params={"points": True}, timeout=10)
+    url = f"{pod.url}/v1/users/{user}/sentiment"
+    return httpx.get(url, params={"points": True}, headers=READ, timeout=10)
 
 
 def wait_for(check: Any, what: str, timeout: float = 10.0) -> None:

@@ -14,8 +14,11 @@ from harness.scrape import sample_sum
 from harness.servers import Predictor
 from predictor.featurestore import keys
 from predictor.featurestore.feedback_log import FeedbackRecord, live_records, text_hash
+from predictor.routes.auth import writer_id
 from tests.fixtures.fake_x_api import FakeXApi
 from tests.fixtures.redis_server import RedisServer
+from tests.fixtures.tokens import READ, READER, SECOND_WRITER, WRITE, WRITER, bearer
+from tests.fixtures.tokens import env as tokens_env
 
 MAX_ENTRIES = 5
 TTL = 120
@@ -30,7 +33,9 @@ def server(
     module_x_api: FakeXApi,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[InProcessPredictor]:
+    tokens = tokens_env(tmp_path_factory.mktemp("tokens"))
     env = {
+        **tokens,
         "PREDICTOR_REDIS_URL": module_redis.url(),
         **module_x_api.env(),
         "PREDICTOR_FEEDBACK_MAX_ENTRIES": str(MAX_ENTRIES),
@@ -43,8 +48,15 @@ def server(
     proc.stop()
 
 
-def send(server: Predictor, body: object, name: str = "sentiment") -> httpx.Response:
-    return httpx.post(f"{server.url}/v1/models/{name}/feedback", json=body, timeout=30)
+def send(
+    server: Predictor,
+    body: object,
+    name: str = "sentiment",
+    headers: dict[str, str] = WRITE,
+) -> httpx.Response:
+    return httpx.post(
+        f"{server.url}/v1/models/{name}/feedback", json=body, headers=headers, timeout=30
+    )
 
 
 def predict(server: Predictor, text: str) -> dict[str, object]:
@@ -164,7 +176,9 @@ def test_the_log_keeps_only_the_newest_records_and_expires(
         time.sleep(0.05)
     assert [r.text for r in found] == [f"record number {n}" for n in range(3, MAX_ENTRIES + 3)]
     assert 0 < empty.client().ttl(FEEDBACK_KEY) <= TTL
-    listed = httpx.get(f"{server.url}/v1/models/sentiment/feedback?limit=2", timeout=10)
+    listed = httpx.get(
+        f"{server.url}/v1/models/sentiment/feedback?limit=2", headers=READ, timeout=10
+    )
     assert [FeedbackRecord.decode(line).text for line in listed.content.splitlines()] == [  # type: ignore[union-attr]
         f"record number {n}" for n in (MAX_ENTRIES + 1, MAX_ENTRIES + 2)
     ]
@@ -193,3 +207,82 @@ def test_agreement_is_counted_by_label_and_verdict(server: Predictor, empty: Red
     assert send(server, {"text": text, "label": other}).status_code == 202
     assert count(served, "agree") - agree == 1
     assert count(other, "disagree") - disagree == 2
+
+
+# --- credentials ---------------------------------------------------------------------------
+FEEDBACK = "/v1/models/sentiment/feedback"
+GUARDED = [
+    ("POST", FEEDBACK, {"text": "a guarded write", "label": "positive"}, WRITER, 202),
+    ("GET", FEEDBACK, None, READER, 200),
+    ("GET", "/v1/users/nobody_here/sentiment", None, READER, 404),  # allowed: no history
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "right", "ok"), GUARDED)
+def test_each_guarded_route_without_with_a_wrong_and_with_the_right_token(
+    server: Predictor, method: str, path: str, body: object, right: str, ok: int
+) -> None:
+    def call(headers: dict[str, str]) -> httpx.Response:
+        return httpx.request(method, f"{server.url}{path}", json=body, headers=headers, timeout=30)
+
+    missing = call({})
+    assert missing.status_code == 401, missing.text
+    assert missing.headers["www-authenticate"].startswith("Bearer")
+    assert "needs a" in missing.json()["error"]
+    not_bearer = call({"Authorization": f"Basic {right}"})
+    assert not_bearer.status_code == 401
+    other_role = READER if right == WRITER else WRITER  # a real token, of the other role
+    for wrong in ("not-the-token-at-all-000", right[:-1], right + "x", other_role):
+        resp = call(bearer(wrong))
+        assert resp.status_code == 403, (wrong, resp.text)
+        assert "is not a" in resp.json()["error"]
+        assert wrong not in resp.text
+    resp = call(bearer(right))
+    assert resp.status_code == ok, resp.text
+    if ok == 404:
+        assert "no predictions recorded" in resp.json()["error"]
+
+
+def test_no_token_value_reaches_a_log_line_or_an_error_body(server: Predictor) -> None:
+    for token in (WRITER, READER, "a-wrong-token-9f8e7d6c5b4a"):
+        send(server, {"text": "logged?", "label": "positive"}, headers=bearer(token))
+        httpx.get(f"{server.url}{FEEDBACK}", headers=bearer(token), timeout=10)
+    send(server, {"text": "logged?", "label": "positive"}, headers={})
+    time.sleep(0.5)  # the access lines are written after the answers
+    logs = server.logs()
+    assert "feedback" in logs  # the access lines are there
+    for token in (WRITER, SECOND_WRITER, READER, "a-wrong-token-9f8e7d6c5b4a"):
+        assert token not in logs
+
+
+def test_a_record_names_its_writer_and_two_writers_are_told_apart(
+    server: Predictor, empty: RedisServer
+) -> None:
+    text = f"who said this {time.monotonic_ns()}"
+    assert send(server, {"text": text, "label": "positive"}).status_code == 202
+    assert (
+        send(server, {"text": text, "label": "negative"}, headers=bearer(SECOND_WRITER)).status_code
+        == 202
+    )
+    records = wait_stored(empty, 2)
+    for token in (WRITER, SECOND_WRITER):
+        name = "predictor_feedback_by_writer_total"
+        assert sample_sum(server.url, name, writer=writer_id(token.encode())) >= 1
+    assert {(r.writer, r.label) for r in records} == {
+        (writer_id(WRITER.encode()), "positive"),
+        (writer_id(SECOND_WRITER.encode()), "negative"),
+    }
+    assert all(WRITER not in r.encode().decode() for r in records)
+
+
+def test_credential_checks_are_counted(server: Predictor) -> None:
+    def count(result: str) -> float:
+        return sample_sum(
+            server.url, "predictor_route_auth_total", route="feedback_read", result=result
+        )
+
+    before = {r: count(r) for r in ("ok", "missing", "wrong")}
+    httpx.get(f"{server.url}{FEEDBACK}", timeout=10)
+    httpx.get(f"{server.url}{FEEDBACK}", headers=bearer("wrong-wrong-wrong-wrong"), timeout=10)
+    httpx.get(f"{server.url}{FEEDBACK}", headers=READ, timeout=10)
+    assert {r: count(r) - before[r] for r in before} == {"ok": 1, "missing": 1, "wrong": 1}

@@ -18,6 +18,8 @@ from predictor.featurestore.history import HistoryEntry
 from predictor.routes.users import polarity, summarise
 from tests.fixtures.fake_x_api import FakeXApi
 from tests.fixtures.predictor_proc import REPO
+from tests.fixtures.tokens import READ, READER
+from tests.fixtures.tokens import env as tokens_env
 
 LABELS = ["negative", "neutral", "positive"]
 DAY = 86_400.0
@@ -76,7 +78,7 @@ def _iso(days_ago: float) -> str:
 def server(
     tiny_model_dir: Path, module_x_api: FakeXApi, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[InProcessPredictor]:
-    env = module_x_api.env()
+    env = {**module_x_api.env(), **tokens_env(tmp_path_factory.mktemp("users-tokens"))}
     log = tmp_path_factory.mktemp("users") / "predictor.log"
     proc = InProcessPredictor(tiny_model_dir, log, env=env).start().wait_ready()
     yield proc
@@ -99,7 +101,9 @@ def test_route_and_cli(server: Predictor, module_x_api: FakeXApi, tmp_path: Path
     labels = [p["label"] for p in resp.json()["predictions"][:6]]
     deadline = time.monotonic() + 5  # the history lands after the response (write-behind)
     while (
-        got := httpx.get(f"{server.url}/v1/users/frank/sentiment", params={"points": True})
+        got := httpx.get(
+            f"{server.url}/v1/users/frank/sentiment", params={"points": True}, headers=READ
+        )
     ).status_code == 404 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert got.status_code == 200, got.text
@@ -109,27 +113,34 @@ def test_route_and_cli(server: Predictor, module_x_api: FakeXApi, tmp_path: Path
     assert body["counts"] == {lb: labels.count(lb) for lb in LABELS}
     assert [p["tweet_id"] for p in body["points"]] == [str(500 + n) for n in range(6)]
 
-    narrow = httpx.get(f"{server.url}/v1/users/@Frank/sentiment", params={"window_days": 10})
+    narrow = httpx.get(
+        f"{server.url}/v1/users/@Frank/sentiment", params={"window_days": 10}, headers=READ
+    )
     assert narrow.json()["count"] == 2  # the tweets are 25, 21, 17, 13, 9 and 5 days old
 
-    missing = httpx.get(f"{server.url}/v1/users/nobody_here/sentiment")
+    missing = httpx.get(f"{server.url}/v1/users/nobody_here/sentiment", headers=READ)
     assert missing.status_code == 404 and "@nobody_here" in missing.json()["error"]
-    bad = httpx.get(f"{server.url}/v1/users/not-a-name!/sentiment")
+    bad = httpx.get(f"{server.url}/v1/users/not-a-name!/sentiment", headers=READ)
     assert bad.status_code == 400 and "not an X username" in bad.json()["error"]
-    bad_window = httpx.get(f"{server.url}/v1/users/frank/sentiment", params={"window_days": 0})
+    bad_window = httpx.get(
+        f"{server.url}/v1/users/frank/sentiment", params={"window_days": 0}, headers=READ
+    )
     assert bad_window.status_code == 400
 
     png = tmp_path / "frank.png"
+    token_file = tmp_path / "reader-token"
+    token_file.write_text(READER + "\n")
     cli = subprocess.run(
         [sys.executable, "-m", "tools.user_sentiment", "frank", "--url", server.url,
-         "--png", str(png)],
+         "--png", str(png), "--token-file", str(token_file)],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert cli.returncode == 0, cli.stderr
     assert '"count": 6' in cli.stdout
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     cli = subprocess.run(
-        [sys.executable, "-m", "tools.user_sentiment", "nobody_here", "--url", server.url],
+        [sys.executable, "-m", "tools.user_sentiment", "nobody_here", "--url", server.url,
+         "--token-file", str(token_file)],
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert cli.returncode == 1 and "404" in cli.stderr

@@ -33,15 +33,18 @@ def test_seam_guard_overrides_nothing_unlisted() -> None:
     assert ours <= set(uvicorn_compat.PROTOCOL_OVERRIDES), ours
 
 
+class Transport(asyncio.Transport):
+    """Just enough of a socket transport for a protocol to take a connection."""
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 1) if name in ("peername", "sockname") else default
+
+    def is_closing(self) -> bool:
+        return False
+
+
 def test_seam_protocol_state_on_a_live_connection() -> None:
     """The attributes the guard reads exist once a connection is made."""
-
-    class Transport(asyncio.Transport):
-        def get_extra_info(self, name: str, default: object = None) -> object:
-            return ("127.0.0.1", 1) if name in ("peername", "sockname") else default
-
-        def is_closing(self) -> bool:
-            return False
 
     async def connect() -> None:
         config = uvicorn.Config(app=lambda *a: None, loop="asyncio")
@@ -66,3 +69,25 @@ def test_seam_capture_signals_is_a_context_manager_we_replace() -> None:
     server = uvicorn_compat.ServerWithoutSignals(uvicorn.Config(app=lambda *a: None))
     with server.capture_signals():  # installs nothing, restores nothing
         pass
+
+
+def test_seam_cycle_state_of_a_request_being_served() -> None:
+    """`response_state` reads the request cycle uvicorn makes once a head is complete."""
+
+    async def never_answers(scope: object, receive: object, send: object) -> None:
+        await asyncio.sleep(3600)
+
+    async def serve_one() -> None:
+        config = uvicorn.Config(app=never_answers, loop="asyncio")
+        config.load()
+        proto = uvicorn_compat.HttpToolsProtocol(config, ServerState(), {})
+        proto.connection_made(Transport())
+        assert uvicorn_compat.response_state(proto) == (False, True)  # nothing asked yet
+        proto.data_received(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        for name in uvicorn_compat.CYCLE_ATTRIBUTES:
+            assert isinstance(getattr(proto.cycle, name), bool), name
+        assert uvicorn_compat.response_state(proto) == (False, False)
+        for task in list(proto.tasks):
+            task.cancel()
+
+    asyncio.run(serve_one())
