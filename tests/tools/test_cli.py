@@ -17,10 +17,13 @@ REPO = Path(__file__).resolve().parents[2]
     "argv",
     [
         ["tools.explain_png", "I love it"],
-        ["tools.user_sentiment", "someone"],
+        ["tools.user_sentiment", "someone", "--token-file", "{token}"],
     ],
 )
-def test_no_server_is_one_line_naming_the_url(argv: list[str]) -> None:
+def test_no_server_is_one_line_naming_the_url(argv: list[str], tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("a-reader-token-of-enough-length\n")
+    argv = [a.replace("{token}", str(token)) for a in argv]
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     done = subprocess.run(
         [sys.executable, "-m", *argv, "--url", url],
