@@ -461,21 +461,24 @@ def _volume(
         kind = "secret" if "secret" in vol.data else "configMap"
         src = vol.sub(kind)
         ref = src.take("secretName" if kind == "secret" else "name")
-        optional = src.take("optional", False)
-        source = (secrets if kind == "secret" else configmaps).get(ref)
-        if source is None and not optional:
-            raise PlanError(f"volume {name}: {kind} {ref!r} is neither rendered nor given")
-        data = (secret_data if kind == "secret" else configmap_data)(source) if source else {}
         mode = int(src.take("defaultMode", 0o644))
-        items = [(i.take("key"), i.take("path"), i.take("mode")) for i in src.each("items")]
-        files: dict[str, tuple[bytes, int]] = {}
-        for key, path, item_mode in items or [(k, k, None) for k in data]:
-            if key not in data:
-                raise PlanError(f"volume {name}: {kind} {ref!r} has no key {key!r}")
-            # fsGroup on an atomic-writer volume: group fsGroup and the read bits for it.
-            file_mode = int(item_mode if item_mode is not None else mode)
-            files[path] = (data[key], file_mode | (0o440 if fs_group is not None else 0))
+        files = _source_files(name, kind, ref, src, mode, secrets, configmaps, fs_group)
         return Volume(name, kind, host, files=files, gid=fs_group, read_only=True)
+    if "projected" in vol.data:
+        # Several Secrets / ConfigMaps in one directory (the chart's API-token files).
+        pj = vol.sub("projected")
+        mode = int(pj.take("defaultMode", 0o644))
+        files = {}
+        for source in pj.each("sources"):
+            if "secret" not in source.data and "configMap" not in source.data:
+                raise PlanError(
+                    f"volume {name}: unsupported projected source {sorted(source.data)}"
+                )
+            kind = "secret" if "secret" in source.data else "configMap"
+            src = source.sub(kind)
+            ref = src.take("name")
+            files.update(_source_files(name, kind, ref, src, mode, secrets, configmaps, fs_group))
+        return Volume(name, "secret", host, files=files, gid=fs_group, read_only=True)
     if "persistentVolumeClaim" in vol.data:
         pvc = vol.sub("persistentVolumeClaim")
         claim = pvc.take("claimName")
@@ -484,6 +487,34 @@ def _volume(
             raise PlanError(f"volume {name}: no host directory given for claim {claim!r}")
         return Volume(name, "pvc", Path(claims[claim]), read_only=ro)
     raise PlanError(f"volume {name}: unsupported source {sorted(vol.data)}")
+
+
+def _source_files(
+    volume: str,
+    kind: str,
+    ref: str,
+    src: Fields,
+    mode: int,
+    secrets: Mapping[str, Doc],
+    configmaps: Mapping[str, Doc],
+    fs_group: int | None,
+) -> dict[str, tuple[bytes, int]]:
+    """The files one Secret or ConfigMap source puts in a volume (its `items`, else every key),
+    with the modes the kubelet gives them."""
+    optional = src.take("optional", False)
+    source = (secrets if kind == "secret" else configmaps).get(ref)
+    if source is None and not optional:
+        raise PlanError(f"volume {volume}: {kind} {ref!r} is neither rendered nor given")
+    data = (secret_data if kind == "secret" else configmap_data)(source) if source else {}
+    items = [(i.take("key"), i.take("path"), i.take("mode")) for i in src.each("items")]
+    files: dict[str, tuple[bytes, int]] = {}
+    for key, path, item_mode in items or [(k, k, None) for k in data]:
+        if key not in data:
+            raise PlanError(f"volume {volume}: {kind} {ref!r} has no key {key!r}")
+        # fsGroup on an atomic-writer volume: group fsGroup and the read bits for it.
+        file_mode = int(item_mode if item_mode is not None else mode)
+        files[path] = (data[key], file_mode | (0o440 if fs_group is not None else 0))
+    return files
 
 
 def _env(

@@ -47,6 +47,10 @@ def stub_objects(docs: list[Doc]) -> list[Doc]:
             if "secret" in vol:
                 keys = {i["key"] for i in vol["secret"].get("items", [])}
                 wanted.setdefault(vol["secret"]["secretName"], set()).update(keys)
+            for source in vol.get("projected", {}).get("sources", []):  # the API-token files
+                if "secret" in source:
+                    keys = {i["key"] for i in source["secret"].get("items", [])}
+                    wanted.setdefault(source["secret"]["name"], set()).update(keys)
         for c in pod["containers"]:
             for e in c.get("env", []):
                 ref = e.get("valueFrom", {}).get("secretKeyRef")
