@@ -6,8 +6,6 @@ import argparse
 import sys
 import warnings
 
-from opentelemetry import trace
-
 from predictor import DEFAULT_MODEL_NAME
 from predictor.app import Listeners, Settings, build_server
 from predictor.model import SentimentModel
@@ -57,8 +55,6 @@ def main(argv: list[str] | None = None, model_cls: type[SentimentModel] = Sentim
         args.model_name,
         model_cls,
     )
-    if server.tracing.provider is not None:  # for any library that traces through the API
-        trace.set_tracer_provider(server.tracing.provider)
     return run(server)
 
 
