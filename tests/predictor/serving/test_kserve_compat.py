@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -54,9 +55,9 @@ def test_seam_fastapi_native_telemetry_is_off() -> None:
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
 
-    def spans_of_one_request(config: dict[str, object]) -> int:
+    def spans_of_one_request(config: Any) -> int:
         exporter.clear()
-        app = FastAPI(telemetry={**config, "tracer_provider": provider})  # type: ignore[typeddict-item]
+        app = FastAPI(telemetry={**config, "tracer_provider": provider})
         app.get("/x")(lambda: {})
         assert TestClient(app).get("/x").status_code == 200
         return len(exporter.get_finished_spans())
