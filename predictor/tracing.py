@@ -105,10 +105,10 @@ class TracingSettings(PredictorSettings):
         "has a trace to link to within seconds at serving rates.",
     )
     service_name: str = Field("sentiment-predictor", description="`service.name` of every span.")
-    resource_attributes: str = Field(
-        "",
-        description="More resource attributes, `key=value,...` (the chart passes the pod, "
-        "namespace and model there).",
+    resource_attributes: str | None = Field(
+        None,
+        description="More resource attributes, `key=value,...` (e.g. `k8s.pod.name`, "
+        "`k8s.namespace.name` from the downward API); `service.name` is the setting above.",
     )
     bsp_schedule_delay: int = Field(
         5000, gt=0, description="Milliseconds between two exports of ended spans."
@@ -173,7 +173,7 @@ class TracingSettings(PredictorSettings):
         return _pairs(raw)
 
     def resource(self) -> dict[str, str]:
-        return {**_pairs(self.resource_attributes), "service.name": self.service_name}
+        return {**_pairs(self.resource_attributes or ""), "service.name": self.service_name}
 
 
 def _pairs(raw: str) -> dict[str, str]:

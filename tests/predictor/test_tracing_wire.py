@@ -4,26 +4,21 @@ OTEL_* variables to a collector stand-in on loopback that decodes what it receiv
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import grpc
 import httpx
 import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from harness.inprocess import InProcessPredictor
-from harness.process import free_port, poll
+from harness.otlp import OtlpReceiver
+from harness.process import poll
 from harness.servers import PredictorProcess
 from predictor.tracing import TracingSettings, build_tracing
 from tests.fixtures.v2_grpc import infer_request
@@ -89,50 +84,15 @@ def test_grpc_call_is_traced_under_the_callers_metadata(
         assert not [v for v in values if "quokkas" in v or "whisper" in v], span.name
 
 
-class Collector:
-    """An OTLP/HTTP receiver: POST /v1/traces, protobuf ExportTraceServiceRequest."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, ExportTraceServiceRequest]] = []
-        collector = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                collector.requests.append((self.path, ExportTraceServiceRequest.FromString(body)))
-                answer = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("content-type", "application/x-protobuf")
-                self.send_header("content-length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *_: object) -> None:
-                return None
-
-        self.port = free_port()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def spans(self) -> list[tuple[dict[str, str], OtlpSpan]]:
-        """(resource attributes, span) of everything received so far."""
-        out = []
-        for _, req in list(self.requests):
-            for rs in req.resource_spans:
-                resource = {a.key: a.value.string_value for a in rs.resource.attributes}
-                out += [(resource, s) for ss in rs.scope_spans for s in ss.spans]
-        return out
-
-
 @pytest.fixture
-def collector() -> Iterator[Collector]:
-    c = Collector()
-    yield c
-    c.httpd.shutdown()
+def collector() -> Iterator[OtlpReceiver]:
+    receiver = OtlpReceiver().start()
+    yield receiver
+    receiver.stop()
 
 
 def test_spans_reach_an_otlp_collector_from_a_process_set_up_by_otel_env(
-    tiny_model_dir: Path, tmp_path: Path, collector: Collector
+    tiny_model_dir: Path, tmp_path: Path, collector: OtlpReceiver
 ) -> None:
     """Only OTEL_* configure it. The export delay is a minute, so what arrives was sent by
     the drain on SIGTERM: the last requests' spans are not lost with the pod. Only ours
@@ -140,7 +100,7 @@ def test_spans_reach_an_otlp_collector_from_a_process_set_up_by_otel_env(
     own auto-configuration is told."""
     env = {
         "OTEL_TRACES_EXPORTER": "otlp",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.port}",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
         "OTEL_SERVICE_NAME": "predictor-under-test",
         "OTEL_RESOURCE_ATTRIBUTES": "k8s.pod.name=predictor-0",
         "OTEL_TRACES_SAMPLER_ARG": "0",  # default sampler: only a sampled caller is traced
