@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
+import httpx
 import pytest
 import pytest_asyncio
 from opentelemetry.sdk.trace import ReadableSpan
@@ -26,6 +27,14 @@ CALLER_SPAN = "00f067aa0ba902b7"
 
 def traceparent(trace_id: str = CALLER_TRACE, sampled: bool = True) -> dict[str, str]:
     return {"traceparent": f"00-{trace_id}-{CALLER_SPAN}-{'01' if sampled else '00'}"}
+
+
+async def predict(
+    app: InProcess, text: str, trace_id: str | None = CALLER_TRACE, sampled: bool = True
+) -> httpx.Response:
+    """One v1 predict, under the caller's `traceparent` unless `trace_id` is None."""
+    headers = traceparent(trace_id, sampled) if trace_id is not None else {}
+    return await app.client.post(PREDICT, json={"instances": [text]}, headers=headers)
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +88,7 @@ async def test_one_request_yields_its_span_tree_under_the_callers_span(
     app: InProcess, exporter: InMemorySpanExporter
 ) -> None:
     trace_id = "0af7651916cd43dd8448eb211c80319c"
-    resp = await app.client.post(
-        PREDICT, json={"instances": ["the tree of one request"]}, headers=traceparent(trace_id)
-    )
+    resp = await predict(app, "the tree of one request", trace_id)
     assert resp.status_code == 200, resp.text
     await app.flushed()
     spans = of_trace(exporter, trace_id)
@@ -122,7 +129,7 @@ async def test_one_request_yields_its_span_tree_under_the_callers_span(
 
 @in_module_loop
 async def test_the_response_carries_the_callers_trace(app: InProcess) -> None:
-    resp = await app.client.post(PREDICT, json={"instances": ["x"]}, headers=traceparent())
+    resp = await predict(app, "x")
     version, trace_id, span_id, flags = resp.headers["traceparent"].split("-")
     assert (version, trace_id, flags) == ("00", CALLER_TRACE, "01")
     assert span_id != CALLER_SPAN  # the server's own span, a child of the caller's
@@ -133,9 +140,7 @@ async def test_an_unsampled_caller_gets_no_spans_but_its_trace_back(
     app: InProcess, exporter: InMemorySpanExporter
 ) -> None:
     trace_id = "1af7651916cd43dd8448eb211c80319c"
-    resp = await app.client.post(
-        PREDICT, json={"instances": ["not sampled"]}, headers=traceparent(trace_id, False)
-    )
+    resp = await predict(app, "not sampled", trace_id, sampled=False)
     await app.flushed()
     assert resp.status_code == 200
     assert of_trace(exporter, trace_id) == []
@@ -148,12 +153,7 @@ async def test_concurrent_requests_ride_one_batch_linked_both_ways(
     app: InProcess, exporter: InMemorySpanExporter
 ) -> None:
     ids = [f"{n:02d}f7651916cd43dd8448eb211c80319c" for n in range(20, 24)]
-    answers = await asyncio.gather(
-        *(
-            app.client.post(PREDICT, json={"instances": [f"batched {n}"]}, headers=traceparent(t))
-            for n, t in enumerate(ids)
-        )
-    )
+    answers = await asyncio.gather(*(predict(app, f"batched {n}", t) for n, t in enumerate(ids)))
     assert all(a.status_code == 200 for a in answers)
     queues = {t: named(of_trace(exporter, t), "predictor.queue") for t in ids}
     batches = [s for s in exporter.get_finished_spans() if s.name == "predictor.batch"]
@@ -197,7 +197,7 @@ async def test_no_text_content_on_any_span_unless_the_setting_says_so(
 @in_module_loop
 async def test_latency_histogram_carries_the_trace_as_an_exemplar(app: InProcess) -> None:
     trace_id = "3af7651916cd43dd8448eb211c80319c"
-    await app.client.post(PREDICT, json={"instances": ["exemplar"]}, headers=traceparent(trace_id))
+    await predict(app, "exemplar", trace_id)
     scrape = await app.client.get("/metrics", headers={"accept": "application/openmetrics-text"})
     lines = [
         line
@@ -262,8 +262,7 @@ async def test_a_request_without_traceparent_starts_its_own_trace(
     app: InProcess, client_header: bool
 ) -> None:
     """Ratio 0 for roots: a fresh trace id answered unsampled; a caller's sampled one kept."""
-    headers = traceparent() if client_header else {}
-    resp = await app.client.post(PREDICT, json={"instances": ["root"]}, headers=headers)
+    resp = await predict(app, "root", CALLER_TRACE if client_header else None)
     _, trace_id, _, flags = resp.headers["traceparent"].split("-")
     assert (trace_id == CALLER_TRACE) is client_header
     assert int(flags, 16) & 1 == client_header  # the sampled bit (02 is W3C's "random")
