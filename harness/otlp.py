@@ -31,12 +31,14 @@ class OtlpReceiver:
     def __init__(self, port: int | None = None, keep: bool = True) -> None:
         self.requests: list[tuple[str, ExportTraceServiceRequest]] = []
         self.span_count = 0
+        self.encodings: list[str] = []  # each request's content-encoding ("" for none)
         self.keep = keep
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
+                receiver.encodings.append(self.headers.get("content-encoding", ""))
                 if self.headers.get("content-encoding") == "gzip":
                     body = gzip.decompress(body)
                 receiver._received(self.path, ExportTraceServiceRequest.FromString(body))

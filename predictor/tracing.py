@@ -18,7 +18,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from opentelemetry import trace
 from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanKind, Status
@@ -87,6 +87,9 @@ class TracingSettings(PredictorSettings):
         None,
         description="Headers on every export, `key=value,key2=value2` (a backend's API "
         "key): also read from the secrets directory, as a file of this name.",
+    )
+    exporter_otlp_compression: Literal["none", "gzip"] = Field(
+        "none", description="`gzip` compresses each export (less egress, a little CPU)."
     )
     exporter_otlp_timeout: int = Field(10000, gt=0, description="Milliseconds one export may take.")
     traces_sampler: str = Field(
@@ -405,27 +408,32 @@ def build_tracing(settings: TracingSettings, exporter: Any = None) -> Tracing:
     )
     if exporter is not None:  # a test's in-memory exporter: spans readable at once
         provider.add_span_processor(SimpleSpanProcessor(exporter))
+
+    def batched(span_exporter: Any) -> BatchSpanProcessor:
+        return BatchSpanProcessor(
+            span_exporter,
+            max_queue_size=settings.bsp_max_queue_size,
+            schedule_delay_millis=settings.bsp_schedule_delay,
+            max_export_batch_size=settings.bsp_max_export_batch_size,
+            export_timeout_millis=settings.exporter_otlp_timeout,
+        )
+
     if "otlp" in names:
+        from opentelemetry.exporter.otlp.proto.http import Compression
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(
-            BatchSpanProcessor(
-                OTLPSpanExporter(
-                    endpoint=settings.traces_endpoint(),
-                    headers=settings.headers(),
-                    timeout=settings.exporter_otlp_timeout / 1000,
-                ),
-                max_queue_size=settings.bsp_max_queue_size,
-                schedule_delay_millis=settings.bsp_schedule_delay,
-                max_export_batch_size=settings.bsp_max_export_batch_size,
-                export_timeout_millis=settings.exporter_otlp_timeout,
-            )
+        otlp = OTLPSpanExporter(
+            endpoint=settings.traces_endpoint(),
+            headers=settings.headers(),
+            timeout=settings.exporter_otlp_timeout / 1000,
+            compression=Compression(settings.exporter_otlp_compression),
         )
+        provider.add_span_processor(batched(otlp))
         log.info(
             "tracing: OTLP/HTTP to %s, sampler %s", settings.traces_endpoint(), _describe(settings)
         )
     if "console" in names:
-        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+        provider.add_span_processor(batched(ConsoleSpanExporter()))
     return Tracing(provider, settings.trace_text)
 
 

@@ -105,6 +105,7 @@ def test_spans_reach_an_otlp_collector_from_a_process_set_up_by_otel_env(
         "OTEL_RESOURCE_ATTRIBUTES": "k8s.pod.name=predictor-0",
         "OTEL_TRACES_SAMPLER_ARG": "0",  # default sampler: only a sampled caller is traced
         "OTEL_BSP_SCHEDULE_DELAY": "60000",
+        "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
         "NO_PROXY": "127.0.0.1,localhost",
         # FastAPI's own telemetry would read OTEL_* too and send its spans, metrics, logs.
         "FASTAPI_OTEL_AUTO_CONFIGURE": "true",
@@ -127,6 +128,7 @@ def test_spans_reach_an_otlp_collector_from_a_process_set_up_by_otel_env(
     finally:
         assert proc.stop() == 0
     assert {path for path, _ in collector.requests} == {"/v1/traces"}
+    assert set(collector.encodings) == {"gzip"}
     received = collector.spans()
     mine = [s for _, s in received if s.trace_id.hex() == trace_id]
     names = {s.name for s in mine}
