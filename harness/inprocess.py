@@ -26,6 +26,7 @@ from predictor import DEFAULT_MODEL_NAME
 from predictor.app import Listeners, Settings, build_server
 from predictor.serving.logs import JsonFormatter
 from predictor.serving.server import PredictorServer
+from predictor.tracing import Tracing
 
 _ENV_LOCK = threading.Lock()
 
@@ -56,6 +57,7 @@ class InProcessPredictor:
     http_port: int = field(default_factory=free_port)
     grpc_port: int = field(default_factory=free_port)
     model_name: str = DEFAULT_MODEL_NAME
+    tracing: Tracing | None = None  # None: as the environment's OTEL_* say
     server: PredictorServer | None = None
     _thread: threading.Thread | None = None
     _loop: asyncio.AbstractEventLoop | None = None
@@ -79,7 +81,7 @@ class InProcessPredictor:
         with _environment(env):
             settings = Settings.load()
         listeners = Listeners(http_port=self.http_port, grpc_port=self.grpc_port)
-        self.server = build_server(settings, listeners, self.model_name)
+        self.server = build_server(settings, listeners, self.model_name, tracing=self.tracing)
         self._handler = logging.FileHandler(self.log_path)
         self._handler.setFormatter(JsonFormatter())
         root = logging.getLogger()

@@ -25,6 +25,7 @@ from predictor.settings import ServingSettings
 from predictor.settings_base import PredictorSettings, SecretsSettings
 from predictor.sources.resolver import TweetResolver, create_source
 from predictor.sources.settings import TweetSourceSettings
+from predictor.tracing import Tracing, TracingSettings, build_tracing
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Settings:
     feedback: FeedbackSettings
     explain: ExplainSettings
     tokens: ApiTokenSettings
+    tracing: TracingSettings
     secrets: SecretsSettings
 
     @classmethod
@@ -51,6 +53,7 @@ class Settings:
             "feedback": FeedbackSettings,
             "explain": ExplainSettings,
             "tokens": ApiTokenSettings,
+            "tracing": lambda: TracingSettings(_secrets_dir=secrets.existing_dir()),
         }
         built = {name: given.get(name) or make() for name, make in read.items()}
         return cls(secrets=secrets, **built)  # type: ignore[arg-type]
@@ -60,10 +63,12 @@ def build_model(
     name: str,
     settings: Settings,
     model_cls: type[SentimentModel] = SentimentModel,
+    tracing: Tracing | None = None,
 ) -> SentimentModel:
     """The model with its engine, feature store, prediction cache, user history and
-    tweet resolver."""
-    store = FeatureStore(settings.featurestore)
+    tweet resolver, all tracing through `tracing` (off when None)."""
+    tracing = tracing or Tracing.off()
+    store = FeatureStore(settings.featurestore, tracing=tracing)
     return model_cls(
         name,
         settings.serving,
@@ -74,10 +79,12 @@ def build_model(
             name,
             enabled=settings.featurestore.cache_enabled,
             near_entries=settings.featurestore.near_cache_entries,
+            tracing=tracing,
         ),
         history=UserHistory(store, name),
         tweets=TweetResolver(create_source(settings.tweets), store, name),
         explain=settings.explain,
+        tracing=tracing,
     )
 
 
@@ -100,9 +107,12 @@ def build_server(
     listeners: Listeners,
     name: str = DEFAULT_MODEL_NAME,
     model_cls: type[SentimentModel] = SentimentModel,
+    tracing: Tracing | None = None,
 ) -> PredictorServer:
-    """The whole process: the model, its routes and the REST + gRPC server around it."""
-    model = build_model(name, settings, model_cls)
+    """The whole process: the model, its routes and the REST + gRPC server around it.
+    Tracing as `settings.tracing` says, unless a test hands in its own (in-memory spans)."""
+    tracing = tracing or build_tracing(settings.tracing)
+    model = build_model(name, settings, model_cls, tracing)
     # Read once here: a configured token file that is missing or empty stops the start.
     tokens = RouteTokens.load(settings.tokens)
     routers = [users.router(model.history, lambda: model.labels, tokens.readers)]
@@ -119,4 +129,5 @@ def build_server(
         grpc_threads=listeners.grpc_threads,
         timeout_keep_alive=listeners.timeout_keep_alive,
         routers=routers,
+        tracing=tracing,
     )

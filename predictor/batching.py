@@ -27,11 +27,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from opentelemetry.trace import INVALID_SPAN, Span
 
 from predictor import metrics
 from predictor.deadline import remaining
 from predictor.engine import BatchResult
 from predictor.errors import BadInput, DeadlineExceeded, NotReady
+from predictor.tracing import QueueWait, Tracing, exemplar
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class _Item:
     future: asyncio.Future[Row]
     enqueued: float = field(default_factory=time.perf_counter)
     started: bool = False  # in a forward pass: its answer comes whether anyone waits or not
+    wait: QueueWait | None = None  # its request's queue span, when that request is traced
 
 
 class Batcher:
@@ -67,8 +70,10 @@ class Batcher:
         max_delay_s: float,
         max_queue: int,
         length_window: int = 1,
+        tracing: Tracing | None = None,
     ) -> None:
         self._run_batch = run_batch
+        self._tracing = tracing or Tracing.off()
         self._model = model_name
         self._version = version  # every series of this batcher carries the loaded version
         self.max_batch_size = max_batch_size
@@ -101,7 +106,8 @@ class Batcher:
             metrics.DROPPED_TEXTS.labels(self._model, self._version, "expired").inc(len(texts))
             raise DeadlineExceeded("the request's deadline passed before it was queued")
         loop = asyncio.get_running_loop()
-        items = [_Item(t, loop.create_future()) for t in texts]
+        wait = self._tracing.queue_wait(len(texts))
+        items = [_Item(t, loop.create_future(), wait=wait) for t in texts]
         for item in items:
             self._queue.put_nowait(item)
         try:
@@ -119,6 +125,9 @@ class Batcher:
         except asyncio.CancelledError:  # the client went away (REST disconnect, gRPC cancel)
             self._dropped(items, "cancelled")
             raise
+        finally:
+            if wait is not None:
+                wait.end(sum(not i.started for i in items))
 
     def _dropped(self, items: list[_Item], reason: str) -> None:
         queued = sum(not i.started for i in items)
@@ -227,16 +236,43 @@ class Batcher:
             item.started = True
         self._running = live
         try:
-            await self._forward(live)
+            if self._tracing.on:
+                await self._traced(live)
+            else:
+                await self._forward(live)
         finally:
             self._running = []
 
-    async def _forward(self, live: list[_Item]) -> None:
+    async def _traced(self, live: list[_Item]) -> None:
+        """The forward pass as one span for every traced request in it: under the oldest,
+        linked to each request's queue span, each of which links back and ends here."""
+        waits: dict[int, tuple[QueueWait, int]] = {}
+        for item in live:
+            if item.wait is not None:
+                w, n = waits.get(id(item.wait), (item.wait, 0))
+                waits[id(item.wait)] = (w, n + 1)
+        requests = [w for w, _ in waits.values()]
+        with self._tracing.fan_in(
+            "predictor.batch",
+            [w.parent for w in requests],
+            [w.span.get_span_context() for w in requests],
+            {"predictor.batch.size": len(live), "predictor.batch.requests": len(requests)},
+        ) as span:
+            ctx = span.get_span_context() if span.is_recording() else None
+            for w, n in waits.values():
+                w.rode(ctx, n)
+            await self._forward(live, span)
+
+    async def _forward(self, live: list[_Item], span: Span = INVALID_SPAN) -> None:
         """One forward pass; when it fails, bisect so only failing texts hear the error."""
         metrics.BATCH_SIZE.labels(self._model, self._version).observe(len(live))
         try:
             result = await self._run_batch([i.text for i in live])
         except Exception as exc:
+            if span.is_recording():
+                span.add_event(
+                    "forward failed", {"exception.type": type(exc).__name__, "texts": len(live)}
+                )
             if len(live) == 1:
                 log.error("text failed in the engine on its own", exc_info=exc)
                 if not live[0].future.done():
@@ -251,9 +287,19 @@ class Batcher:
             for part in (live[:half], live[half:]):
                 still = [i for i in part if not i.future.done()]
                 if still:
-                    await self._forward(still)
+                    await self._forward(still, span)
             return
-        metrics.INFERENCE_LATENCY.labels(self._model, self._version).observe(result.seconds)
+        metrics.INFERENCE_LATENCY.labels(self._model, self._version).observe(
+            result.seconds, exemplar(span)
+        )
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    "predictor.batch.padded_length": result.padded_length,
+                    "predictor.precision": result.precision,
+                    "predictor.engine.seconds": result.seconds,
+                }
+            )
         for n, item in enumerate(live):
             if not item.future.done():
                 item.future.set_result(Row(result.probabilities[n], result.truncated[n]))

@@ -57,6 +57,8 @@ class BatchResult:
     probabilities: np.ndarray  # float32 [N, num_labels]
     truncated: list[bool]  # the tokenizer cut the text to max_seq_length
     seconds: float  # tokenise + forward, measured on the worker thread
+    padded_length: int = 0  # tokens per row after padding to the batch's longest text
+    precision: str = ""  # of the forward pass: fp32, bf16, fp16
 
 
 def resolve_device(requested: str) -> str:
@@ -253,7 +255,13 @@ class Engine:
                 batch.input_ids.to(self.device), batch.attention_mask.to(self.device)
             )
             probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-        return BatchResult(probs, batch.truncated, time.perf_counter() - start)
+        return BatchResult(
+            probs,
+            batch.truncated,
+            time.perf_counter() - start,
+            padded_length=int(batch.input_ids.shape[-1]),
+            precision=self.precision,
+        )
 
     async def run(self, texts: list[str]) -> BatchResult:
         """Hand a batch to the worker thread and await it without blocking the loop."""

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from kserve import InferRequest, Model
+from opentelemetry import trace
 
 from predictor import metrics
 from predictor.batching import Batcher, Row
@@ -42,6 +43,7 @@ from predictor.protocol import (
 )
 from predictor.settings import ServingSettings
 from predictor.sources.resolver import Resolved, TweetResolver
+from predictor.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +88,12 @@ class SentimentModel(Model):
         history: UserHistory,
         tweets: TweetResolver,
         explain: ExplainSettings | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         """Every collaborator is built by the composition root (`predictor.app`)."""
         super().__init__(name)
         self.settings = settings
+        self.tracing = tracing or Tracing.off()
         # the defaults without reading the environment: only the composition root reads it
         self.explain_settings = explain or ExplainSettings.model_construct()
         self._engine = engine
@@ -125,6 +129,7 @@ class SentimentModel(Model):
             max_delay_s=self.settings.max_batch_delay_ms / 1000.0,
             max_queue=self.settings.max_queue_texts,
             length_window=self.settings.batch_length_window * cap,
+            tracing=self.tracing,
         )
         self._batcher.start()
         await self.featurestore.start()
@@ -194,9 +199,20 @@ class SentimentModel(Model):
     # --- request path ----------------------------------------------------
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Decoded:
         limit = self.settings.max_instances
-        if isinstance(payload, InferRequest):
-            return decode_v2(payload, limit)
-        return decode_v1(payload, limit)
+        with self.tracing.span("predictor.decode") as span:
+            decoded = (
+                decode_v2(payload, limit)
+                if isinstance(payload, InferRequest)
+                else decode_v1(payload, limit)
+            )
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "predictor.protocol": decoded.protocol.value,
+                        "predictor.instances": len(decoded.instances),
+                    }
+                )
+            return decoded
 
     def validate(self, payload: Any) -> Any:
         """Decoding in `preprocess` already validated the request."""
@@ -214,13 +230,20 @@ class SentimentModel(Model):
         the model, and what it computed queued for write-behind once it all succeeded."""
         if self._batcher is None or not self.ready:
             raise NotReady(f"model {self.name} is not ready")
+        with self.tracing.span("predictor.classify", {"predictor.instances": len(instances)}):
+            return await self._classify(instances, self._batcher)
+
+    async def _classify(self, instances: Sequence[Instance], batcher: Batcher) -> list[Classified]:
         inputs = await self._inputs(instances)
         version, precision = self.version, self._engine.precision
-        found = await self.cache.lookup(version, precision, [i.text for i in inputs])
+        texts = [i.text for i in inputs]
+        if self.tracing.trace_text:
+            trace.get_current_span().set_attribute("predictor.texts", texts)
+        found = await self.cache.lookup(version, precision, texts)
         todo = list(dict.fromkeys(i.text for i, p in zip(inputs, found, strict=True) if p is None))
         computed: dict[str, Prediction] = {}
         if todo:
-            rows = await self._batcher.submit(todo)
+            rows = await batcher.submit(todo)
             computed = {t: self._prediction(r) for t, r in zip(todo, rows, strict=True)}
         out: list[Classified] = []
         authored: list[Authored] = []
@@ -276,11 +299,12 @@ class SentimentModel(Model):
     ) -> Any:
         if isinstance(result, Explained):
             return result.v1()
-        if result.decoded.protocol is Protocol.V2:
-            return encode_v2(
-                result.decoded, result.predictions, self.labels, self.name, self.version
-            )
-        return encode_v1(result.predictions)
+        with self.tracing.span("predictor.encode"):
+            if result.decoded.protocol is Protocol.V2:
+                return encode_v2(
+                    result.decoded, result.predictions, self.labels, self.name, self.version
+                )
+            return encode_v1(result.predictions)
 
     async def _inputs(self, instances: Sequence[Instance]) -> list[_Input]:
         """Literal texts and fetched tweets, cut to the character cap before the tokenizer
@@ -290,7 +314,11 @@ class SentimentModel(Model):
             for n, inst in enumerate(instances)
             if inst.text is None and inst.tweet_url is not None
         ]
-        tweets = iter(await self.tweets.resolve(urls) if urls else [])
+        resolved: list[Resolved] = []
+        if urls:
+            with self.tracing.span("predictor.tweets.resolve", {"predictor.tweets": len(urls)}):
+                resolved = await self.tweets.resolve(urls)
+        tweets = iter(resolved)
         cap = self.settings.max_text_chars
         out: list[_Input] = []
         for inst in instances:

@@ -55,12 +55,21 @@ def _default(field: FieldInfo) -> str:
     return f"`{value}`"
 
 
+def variable(cls: type[PredictorSettings], name: str, field: FieldInfo) -> str:
+    """The environment variable a field reads: its alias, else the class's prefix + name
+    (`PREDICTOR_` on the shared base; `OTEL_` for the OpenTelemetry SDK's own variables)."""
+    if isinstance(field.validation_alias, str):
+        return field.validation_alias
+    prefix = str(cls.model_config.get("env_prefix", ENV_PREFIX))
+    return f"{prefix}{name}".upper()
+
+
 def table(cls: type[PredictorSettings]) -> str:
     """A markdown table of one class: variable, default, description."""
     rows = ["| variable | default | what |", "|---|---|---|"]
     for name, field in cls.model_fields.items():
         desc = " ".join((field.description or "").split()).replace("|", "\\|")
-        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | {_default(field)} | {desc} |")
+        rows.append(f"| `{variable(cls, name, field)}` | {_default(field)} | {desc} |")
     return "\n".join(rows) + "\n"
 
 

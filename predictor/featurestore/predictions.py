@@ -25,6 +25,7 @@ from predictor.featurestore.lru import LRU
 from predictor.featurestore.store import FeatureStore, Unavailable
 from predictor.featurestore.writer import WriteOp
 from predictor.prediction import Prediction
+from predictor.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +58,18 @@ class PredictionCache:
     """Prediction lookups and writes for one model name, all versions and precisions."""
 
     def __init__(
-        self, store: FeatureStore, model: str, *, enabled: bool = True, near_entries: int = 0
+        self,
+        store: FeatureStore,
+        model: str,
+        *,
+        enabled: bool = True,
+        near_entries: int = 0,
+        tracing: Tracing | None = None,
     ) -> None:
         """`near_entries` is the in-process LRU in front of a remote store (0: none; the
         memory backend already is in process)."""
         self.store = store
+        self.tracing = tracing or Tracing.off()
         self.model = model
         self.enabled = enabled
         self._near: LRU[Prediction] = LRU(0 if store.in_process else near_entries)
@@ -76,6 +84,25 @@ class PredictionCache:
         """Cached predictions in order, None for misses; near hits only when the store is out."""
         if not self.enabled or not texts:
             return [None] * len(texts)
+        with self.tracing.span("predictor.cache.lookup") as span:
+            found, near_hits, error = await self._lookup(version, precision, texts)
+            if span.is_recording():
+                hits = sum(p is not None for p in found)
+                span.set_attributes(
+                    {
+                        "predictor.cache.backend": self.store.backend.name,
+                        "predictor.cache.hits": hits,
+                        "predictor.cache.near_hits": near_hits,
+                        "predictor.cache.misses": len(texts) - hits,
+                        "predictor.cache.unavailable": error,
+                    }
+                )
+            return found
+
+    async def _lookup(
+        self, version: str, precision: str, texts: Sequence[str]
+    ) -> tuple[list[Prediction | None], int, bool]:
+        """(predictions, near hits, whether the store failed)."""
         ks = [keys.prediction_key(self.model, version, precision, t) for t in texts]
         found = [self._near.get(k) for k in ks]
         todo = [i for i, p in enumerate(found) if p is None]
@@ -87,7 +114,7 @@ class PredictionCache:
             except Unavailable:
                 self._count(version, "hit", near_hits)
                 self._count(version, "error", len(todo))
-                return found
+                return found, near_hits, True
             finally:
                 metrics.CACHE_LOOKUP_LATENCY.labels(self.model, version).observe(
                     time.perf_counter() - start
@@ -100,7 +127,7 @@ class PredictionCache:
         hits = sum(p is not None for p in found)
         self._count(version, "hit", hits)
         self._count(version, "miss", len(texts) - hits)
-        return found
+        return found, near_hits, False
 
     def remember(
         self, version: str, precision: str, computed: Sequence[tuple[str, Prediction]]

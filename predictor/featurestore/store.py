@@ -22,6 +22,7 @@ from predictor.featurestore.breaker import CircuitBreaker, ThrottledLog
 from predictor.featurestore.registry import create_backend
 from predictor.featurestore.settings import FeatureStoreSettings
 from predictor.featurestore.writer import WriteBehind, WriteOp
+from predictor.tracing import Tracing
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,8 +35,14 @@ class Unavailable(Exception):
 class FeatureStore:
     """Batched reads, write-behind writes, breaker, health and metrics over one Backend."""
 
-    def __init__(self, settings: FeatureStoreSettings, backend: Backend | None = None) -> None:
+    def __init__(
+        self,
+        settings: FeatureStoreSettings,
+        backend: Backend | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
         self.settings = settings
+        self.tracing = tracing or Tracing.off()
         self.backend = backend or create_backend(settings)
         self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_reset_s)
         self._errors = ThrottledLog(log, settings.error_log_interval_s)
@@ -140,6 +147,8 @@ class FeatureStore:
         """Queue writes for after the response, every writer through the one queue (cache,
         histories, feedback), so the drain flushes them all; a full queue drops and counts
         them. False when dropped."""
+        if self.tracing.on:
+            op.origin = self.tracing.current()
         if self.writer.submit(op):
             return True
         _lost(op)
@@ -149,6 +158,26 @@ class FeatureStore:
         return False
 
     async def _flush(self, ops: list[WriteOp]) -> None:
+        if not self.tracing.on:
+            await self._write(ops)
+            return
+        origins = [op.origin for op in ops if op.origin is not None]
+        with self.tracing.fan_in(
+            "predictor.writebehind.flush",
+            origins,
+            origins,
+            {
+                "predictor.writebehind.ops": len(ops),
+                "predictor.writebehind.entries": sum(op.size for op in ops),
+                "predictor.featurestore.backend": self.backend.name,
+            },
+        ) as span:
+            stored = await self._write(ops)
+            if span.is_recording():
+                span.set_attribute("predictor.writebehind.stored", stored)
+
+    async def _write(self, ops: list[WriteOp]) -> bool:
+        """One pipeline per kind of write; False when the backend failed (ops counted lost)."""
         values: dict[str, bytes] = {}
         lists: dict[tuple[int, int], dict[str, list[bytes]]] = {}
         default = (self.settings.history_cap, self.ttl_s)
@@ -170,6 +199,8 @@ class FeatureStore:
         except Unavailable:
             for op in ops:
                 _lost(op)
+            return False
+        return True
 
 
 def _lost(op: WriteOp) -> None:

@@ -14,6 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from opentelemetry.trace import SpanContext
+
 log = logging.getLogger(__name__)
 
 
@@ -29,6 +31,8 @@ class WriteOp:
     list_limits: tuple[int, int] | None = None
     # counts this op's entries when they are not stored; None: as cache write errors
     dropped: Callable[[int], None] | None = None
+    # the traced request that produced it, which its flush span links to; None: untraced
+    origin: SpanContext | None = None
 
     @property
     def size(self) -> int:

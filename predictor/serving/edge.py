@@ -21,6 +21,7 @@ import grpc
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from opentelemetry.trace import INVALID_SPAN, Span
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,6 +42,7 @@ from predictor.errors import (
 from predictor.serving import binary_v2
 from predictor.serving.logs import CLIENT_REQUEST_ID, REQUEST_ID
 from predictor.settings import ServingSettings
+from predictor.tracing import UNTRACED, Tracing, error, exemplar
 
 log = logging.getLogger("predictor.access")
 errlog = logging.getLogger("predictor.errors")
@@ -61,6 +63,9 @@ _MODEL_PATH = re.compile(r"^/v[12]/models/(?P<model>[^/:]+)")
 # `:predict` matches the model-ready route with the name "sentiment:predict": a 404).
 _FEEDBACK_PATH = re.compile(r"^/v1/models/[^/:]+/feedback$")
 _QUIET_PATHS = ("/metrics", "/v2/health/", "/v1/models/", "/v2/models/")
+# Probes, scrapes and metadata get no span: a kubelet probe every few seconds is no trace.
+_UNTRACED_PATHS = re.compile(r"^(/|/metrics|/v2|/v2/health/\w+|/v[12]/models/[^/:]+(/ready)?)$")
+_TRACE_KEYS = (b"traceparent", b"tracestate")
 _REPOSITORY_PREFIX = "/v2/repository"
 # gRPC twins of the quiet REST paths: health and metadata probes stay out of the access log.
 _GRPC_QUIET_METHODS = (
@@ -109,21 +114,30 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class _Status:
-    """The status a request ended with, set while it runs (HTTP code, or its twin for gRPC)."""
+    """The status a request ended with, set while it runs (HTTP code, or its twin for gRPC),
+    and the body bytes it read and wrote (for its span)."""
 
-    __slots__ = ("code",)
+    __slots__ = ("code", "received", "sent")
 
     def __init__(self, code: int) -> None:
         self.code = code
+        self.received = 0
+        self.sent = 0
 
 
 @contextlib.contextmanager
 def _observed(
-    rid: str, series: tuple[str, str] | None, protocol: str, what: str, access: bool
+    rid: str,
+    series: tuple[str, str] | None,
+    protocol: str,
+    what: str,
+    access: bool,
+    span: Span = INVALID_SPAN,
 ) -> Iterator[_Status]:
     """One request, REST or gRPC: its id in the log context, in-flight gauge, request count
     and latency (inference calls only: `series` is their (model, version), resolved once so
-    the gauge goes down where it went up), and the access line."""
+    the gauge goes down where it went up), and the access line. The latency carries the
+    trace as an exemplar when `span` (the edge's, started by the caller) is sampled."""
     token = REQUEST_ID.set(rid)
     start = time.perf_counter()
     status = _Status(500)
@@ -133,14 +147,17 @@ def _observed(
         yield status
     finally:
         elapsed = time.perf_counter() - start
+        if status.code >= 500 and span.is_recording():
+            error(span, f"answered {status.code}")
         if series is not None:
             metrics.INFLIGHT.labels(*series).dec()
+            trace = exemplar(span)
             if protocol == EXPLAIN:  # never counted as prediction traffic or latency
                 metrics.EXPLAIN_REQUESTS.labels(*series, str(status.code)).inc()
-                metrics.EXPLAIN_LATENCY.labels(*series).observe(elapsed)
+                metrics.EXPLAIN_LATENCY.labels(*series).observe(elapsed, trace)
             else:
                 metrics.REQUESTS.labels(*series, protocol, str(status.code)).inc()
-                metrics.REQUEST_LATENCY.labels(*series, protocol).observe(elapsed)
+                metrics.REQUEST_LATENCY.labels(*series, protocol).observe(elapsed, trace)
         if access:
             log.info(
                 "%s %d",
@@ -177,8 +194,15 @@ class EdgeMiddleware:
     path when they name the loaded version.
     """
 
-    def __init__(self, app: ASGIApp, settings: ServingSettings, versions: Versions) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: ServingSettings,
+        versions: Versions,
+        tracing: Tracing | None = None,
+    ) -> None:
         self.app = app
+        self.tracing = tracing or Tracing.off()
         self.max_body = settings.max_body_bytes
         self.repository_enabled = settings.enable_repository_api
         self.access_log = settings.access_log
@@ -204,15 +228,21 @@ class EdgeMiddleware:
         access = self.access_log and (infer is not None or not path.startswith(_QUIET_PATHS))
 
         series = None if model is None else metrics.series_labels(self.versions(), model)
-        with _observed(rid, series, protocol, f"{scope['method']} {path}", access) as status:
+        traced = self.tracing.on and (infer is not None or not _UNTRACED_PATHS.match(path))
+        with (
+            self._span(scope, rid, infer, series) if traced else UNTRACED as span,
+            _observed(rid, series, protocol, f"{scope['method']} {path}", access, span) as status,
+        ):
+            extra = [(_REQUEST_ID_B, rid.encode())]
+            if traced:
+                extra += [(k.encode(), v.encode()) for k, v in Tracing.response_headers(span)]
 
             async def send_with_id(message: Message) -> None:
                 if message["type"] == "http.response.start":
                     status.code = message["status"]
-                    message["headers"] = [
-                        *message.get("headers", []),
-                        (_REQUEST_ID_B, rid.encode()),
-                    ]
+                    message["headers"] = [*message.get("headers", []), *extra]
+                elif traced:
+                    status.sent += len(message.get("body", b""))
                 await send(message)
 
             if infer and infer.group("v") == "2":
@@ -222,14 +252,43 @@ class EdgeMiddleware:
                     self._set_deadline(scope)
                 except PredictorError as err:
                     refusal = err
-            if refusal is not None:
-                _log_error(refusal, refusal)
-                await _send_error(send_with_id, refusal)
-            elif infer is not None:
-                if await _until_disconnect(self.app, scope, self._limited(receive), send_with_id):
-                    status.code = ClientClosed.status_code  # nobody is left to answer
-            else:
-                await self.app(scope, self._limited(receive), send_with_id)
+            try:
+                if refusal is not None:
+                    _log_error(refusal, refusal)
+                    await _send_error(send_with_id, refusal)
+                elif infer is not None:
+                    limited = self._limited(receive, status)
+                    if await _until_disconnect(self.app, scope, limited, send_with_id):
+                        status.code = ClientClosed.status_code  # nobody is left to answer
+                else:
+                    await self.app(scope, self._limited(receive, status), send_with_id)
+            finally:
+                if span.is_recording():
+                    _end_http_span(span, scope, status, infer is None)
+
+    def _span(
+        self, scope: Scope, rid: str, infer: re.Match[str] | None, series: tuple[str, str] | None
+    ) -> contextlib.AbstractContextManager[Span]:
+        """The request's server span, child of the caller's traceparent."""
+        carrier = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in scope["headers"]
+            if k in _TRACE_KEYS
+        }
+        method: str = scope["method"]
+        attributes: dict[str, str | int] = {
+            "http.request.method": method,
+            "url.scheme": scope.get("scheme", "http"),
+            "predictor.request_id": rid,
+        }
+        name = method
+        if infer is not None:
+            route = _route(infer)
+            attributes["http.route"] = route
+            name = f"{method} {route}"
+        if series is not None:
+            attributes["predictor.model"], attributes["predictor.model.version"] = series
+        return self.tracing.server_span(name, carrier, attributes=attributes)
 
     def _set_deadline(self, scope: Scope) -> None:
         """This request's deadline: the server's, or sooner if the caller asks (header)."""
@@ -284,7 +343,7 @@ class EdgeMiddleware:
             binary_v2.header_length(binary)  # raises BadInput for a bad or repeated header
         return None
 
-    def _limited(self, receive: Receive) -> Receive:
+    def _limited(self, receive: Receive, status: _Status) -> Receive:
         """Count streamed body bytes too: chunked uploads carry no content-length."""
         seen = 0
         limit = self.max_body
@@ -294,6 +353,7 @@ class EdgeMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                status.received = seen
                 if seen > limit:
                     # An HTTPException, because FastAPI turns anything else raised
                     # while it reads a body into a generic 400.
@@ -301,6 +361,24 @@ class EdgeMiddleware:
             return message
 
         return guarded
+
+
+def _route(infer: re.Match[str]) -> str:
+    """The low-cardinality route of an inference path (OpenTelemetry's `http.route`)."""
+    if infer.group("v") == "2":
+        return "/v2/models/{model}/infer"
+    return "/v1/models/{model}:explain" if infer.group("explain") else "/v1/models/{model}:predict"
+
+
+def _end_http_span(span: Span, scope: Scope, status: _Status, routed: bool) -> None:
+    """The attributes known once the app answered; a route the router matched names it."""
+    span.set_attribute("http.response.status_code", status.code)
+    span.set_attribute("http.request.body.size", status.received)
+    span.set_attribute("http.response.body.size", status.sent)
+    route = getattr(scope.get("route"), "path", None) if routed else None
+    if isinstance(route, str):
+        span.set_attribute("http.route", route)
+        span.update_name(f"{scope['method']} {route}")
 
 
 async def _until_disconnect(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> bool:
@@ -406,11 +484,13 @@ class GrpcEdge(grpc.aio.ServerInterceptor):
         access_log: bool = True,
         request_timeout_s: float = 60.0,
         message_timeout_s: float = ServingSettings.model_fields["http_body_timeout_s"].default,
+        tracing: Tracing | None = None,
     ) -> None:
         self.versions = versions
         self.access_log = access_log
         self.request_timeout_s = request_timeout_s
         self.message_timeout_s = message_timeout_s
+        self.tracing = tracing or Tracing.off()
 
     async def intercept_service(
         self,
@@ -469,10 +549,18 @@ class GrpcEdge(grpc.aio.ServerInterceptor):
         infer = method_name.endswith("/ModelInfer")
         request, bad = _parse(parse, raw, method_name)
         model = str(getattr(request, "model_name", "")) if infer else None
-        access = self.access_log and not method_name.endswith(_GRPC_QUIET_METHODS)
-        trailer = ((REQUEST_ID_HEADER, rid),)
+        quiet = method_name.endswith(_GRPC_QUIET_METHODS)
+        access = self.access_log and not quiet
         series = None if model is None else metrics.series_labels(self.versions(), model)
-        with _observed(rid, series, "grpc", f"GRPC {method_name}", access) as status:
+        traced = self.tracing.on and not quiet
+        with (
+            self._span(method_name, metadata, rid, series) if traced else UNTRACED as span,
+            _observed(rid, series, "grpc", f"GRPC {method_name}", access, span) as status,
+        ):
+            trailer = (
+                (REQUEST_ID_HEADER, rid),
+                *(Tracing.response_headers(span) if traced else ()),
+            )
             status.code = 200
             try:
                 if bad is not None:
@@ -485,13 +573,47 @@ class GrpcEdge(grpc.aio.ServerInterceptor):
                 result = await behaviour(request, context)
                 # Set only now: KServe's servicer reads trailing metadata as request headers.
                 context.set_trailing_metadata(trailer)
+                if span.is_recording():
+                    _end_grpc_span(span, grpc.StatusCode.OK, len(raw), result)
                 return result
             except Exception as exc:
                 err = classify(exc)
                 status.code = err.status_code
                 _log_error(err, exc)
                 code = getattr(grpc.StatusCode, err.grpc_code)
+                if span.is_recording():
+                    _end_grpc_span(span, code, len(raw), None)
                 await context.abort(code, err.message, trailing_metadata=trailer)
+
+    def _span(
+        self,
+        method_name: str,
+        metadata: Mapping[str, Any],
+        rid: str,
+        series: tuple[str, str] | None,
+    ) -> contextlib.AbstractContextManager[Span]:
+        """The call's server span, child of the caller's traceparent metadata."""
+        carrier = {
+            k: v for k in ("traceparent", "tracestate") if isinstance(v := metadata.get(k), str)
+        }
+        service, _, method = method_name.lstrip("/").rpartition("/")
+        attributes: dict[str, str] = {
+            "rpc.system": "grpc",
+            "rpc.service": service,
+            "rpc.method": method,
+            "predictor.request_id": rid,
+        }
+        if series is not None:
+            attributes["predictor.model"], attributes["predictor.model.version"] = series
+        return self.tracing.server_span(method_name.lstrip("/"), carrier, attributes=attributes)
+
+
+def _end_grpc_span(span: Span, code: grpc.StatusCode, received: int, result: Any) -> None:
+    span.set_attribute("rpc.grpc.status_code", int(code.value[0]))
+    span.set_attribute("rpc.request.body.size", received)
+    size = getattr(result, "ByteSize", None)
+    if callable(size):
+        span.set_attribute("rpc.response.body.size", int(size()))
 
 
 def _grpc_version(request: Any) -> tuple[str, str] | None:

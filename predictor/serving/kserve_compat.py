@@ -107,7 +107,21 @@ def new_rest_app() -> FastAPI:
         docs_url=None,
         redoc_url=None,
         default_response_class=ORJSONResponse,
+        telemetry=NO_FASTAPI_TELEMETRY,
     )
+
+
+# FastAPI's own OpenTelemetry: off, whatever the environment or a global provider says.
+# Left on it would read OTEL_* itself (with FASTAPI_OTEL_AUTO_CONFIGURE=true), export its
+# own metrics and logs, nest a second server span under the edge's and record validation
+# errors with their input values, i.e. the texts; the edge owns a request's trace.
+NO_FASTAPI_TELEMETRY: Any = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
 
 
 def register_routes(app: FastAPI, server: ModelServer) -> None:

@@ -28,6 +28,7 @@ from predictor.serving.edge import EdgeMiddleware, GrpcEdge, install_error_handl
 from predictor.serving.http_guard import HttpLimits, protocol_class
 from predictor.serving.uvicorn_compat import ServerWithoutSignals
 from predictor.settings import ServingSettings
+from predictor.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,12 @@ class PredictorServer:
         grpc_threads: int = 4,
         timeout_keep_alive: int = 65,
         routers: Sequence[APIRouter] = (),
+        tracing: Tracing | None = None,
     ) -> None:
         """`routers` are the predictor's own REST routes beside KServe's (e.g. per-user
-        sentiment), built by the composition root."""
+        sentiment), built by the composition root; `tracing` is the one the model has."""
         self.model = model
+        self.tracing = tracing or Tracing.off()
         self.routers = tuple(routers)
         self.settings = settings
         self.http_port = http_port
@@ -128,7 +131,9 @@ class PredictorServer:
         app = kserve_compat.new_rest_app()
         for router in self.routers:
             app.include_router(router)
-        app.add_middleware(EdgeMiddleware, settings=self.settings, versions=self._versions)
+        app.add_middleware(
+            EdgeMiddleware, settings=self.settings, versions=self._versions, tracing=self.tracing
+        )
         kserve_compat.register_routes(app, self.kserve)
         kserve_compat.shadow_route(app, "/v2/health/ready", self._ready_route, ["GET"])
         kserve_compat.shadow_route(app, "/v2/models/{model_name}", self._metadata_route, ["GET"])
@@ -198,6 +203,7 @@ class PredictorServer:
                     access_log=self.settings.access_log,
                     request_timeout_s=self.settings.request_timeout_s,
                     message_timeout_s=self.settings.http_body_timeout_s,
+                    tracing=self.tracing,
                 ),
             ),
             options=[
@@ -276,7 +282,11 @@ class PredictorServer:
             )
             log.warning("drain: %d queued texts answered 503 (shutting down)", shed)
             await asyncio.wait({listeners}, timeout=answer_s + 1)
+        flush_start = asyncio.get_running_loop().time()
         await self.model.drain(flush_s)
+        # Spans of the last requests and flushes go out with what is left of the flush part.
+        loop_time = asyncio.get_running_loop().time()
+        await self.tracing.close(flush_s - (loop_time - flush_start))
         log.info("drained; exiting")
 
 

@@ -19,6 +19,7 @@ DIST_OF = {
     "grpc_interceptor": "grpc-interceptor",
     "pydantic_settings": "pydantic-settings",
     "google": "protobuf",
+    "opentelemetry": "opentelemetry-api",  # the sdk and the exporter share its namespace
 }
 
 

@@ -9,15 +9,28 @@ import pytest
 
 from predictor.settings import ServingSettings
 from predictor.settings_base import ENV_PREFIX, PredictorSettings
+from predictor.tracing import OTEL_PREFIX, TracingSettings
 from tools import settings_doc
 
 
 def test_every_concern_uses_the_shared_base() -> None:
+    """`PREDICTOR_*` everywhere, except the OpenTelemetry SDK's own `OTEL_*` variables."""
     classes = settings_doc.classes()
     assert {"ServingSettings", "FeatureStoreSettings", "TweetSourceSettings"} <= set(classes)
     for cls in classes.values():
         assert issubclass(cls, PredictorSettings), cls
-        assert cls.model_config.get("env_prefix") == ENV_PREFIX
+        prefix = OTEL_PREFIX if cls is TracingSettings else ENV_PREFIX
+        assert cls.model_config.get("env_prefix") == prefix, cls
+
+
+def test_every_variable_of_a_table_is_one_the_class_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The documented name is the one honoured, aliases and the OTEL_ prefix included."""
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+    monkeypatch.setenv("PREDICTOR_TRACE_TEXT", "true")
+    read = TracingSettings()
+    assert (read.traces_sampler_arg, read.trace_text) == (0.25, True)
+    rows = settings_doc.table(TracingSettings)
+    assert "`OTEL_TRACES_SAMPLER_ARG`" in rows and "`PREDICTOR_TRACE_TEXT`" in rows
 
 
 def test_no_two_settings_classes_declare_the_same_field() -> None:

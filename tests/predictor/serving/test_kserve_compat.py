@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -38,6 +39,35 @@ def test_new_rest_app_is_set_up_as_kserves_own_and_not_shared() -> None:
     assert app is not kserve_compat.new_rest_app()
     default = app.router.default_response_class
     assert getattr(default, "value", default) is model_server.app.router.default_response_class
+
+
+def test_seam_fastapi_native_telemetry_is_off() -> None:
+    """Seam `FastAPI(telemetry=...)`: FastAPI traces on its own through any provider it is
+    given or finds set globally; the app we build passes the keys that turn it off."""
+    from fastapi.telemetry import TelemetryConfig
+    from fastapi.testclient import TestClient
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    assert set(kserve_compat.NO_FASTAPI_TELEMETRY) <= set(TelemetryConfig.__annotations__)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+
+    def spans_of_one_request(config: Any) -> int:
+        exporter.clear()
+        app = FastAPI(telemetry={**config, "tracer_provider": provider})
+        app.get("/x")(lambda: {})
+        assert TestClient(app).get("/x").status_code == 200
+        return len(exporter.get_finished_spans())
+
+    assert spans_of_one_request({}) > 0  # FastAPI's default: its own spans
+    assert spans_of_one_request(kserve_compat.NO_FASTAPI_TELEMETRY) == 0
+    telemetry = kserve_compat.new_rest_app()._telemetry
+    assert {k: telemetry[k] for k in kserve_compat.NO_FASTAPI_TELEMETRY} == (  # type: ignore[literal-required]
+        kserve_compat.NO_FASTAPI_TELEMETRY
+    )
 
 
 def _fresh_app_with_routes() -> FastAPI:
