@@ -48,9 +48,9 @@ class ServingSettings(PredictorSettings):
         None,
         ge=1,
         le=1024,
-        description="Most texts coalesced into one forward pass. Unset: 8 on the CPU at fp32, "
-        "16 at bf16 (where each precision's in-process throughput peaks on real tweets), 64 "
-        "on CUDA (see README).",
+        description="Most texts coalesced into one forward pass. Unset: 16 on the CPU at fp32, "
+        "32 at bf16 (what won the served sweep at 64 clients on short tweets without losing on "
+        "long ones, `python -m loadtest.sweep`), 64 on CUDA (see README).",
     )
     max_batch_delay_ms: float = Field(
         0.0,
@@ -185,12 +185,14 @@ class ServingSettings(PredictorSettings):
     def batch_size_for(self, device: str, precision: str = "fp32") -> int:
         """The batch cap in effect for a device and precision, honouring an explicit setting.
 
-        On the CPU, fp32 throughput peaks at batches of 8 and bf16 at 16 (bench ceiling on
-        held-out tweets, 2 cores: 102 texts/s at 8, 98 at 16 for fp32; 150 at 8, 169 at 16
-        for bf16): a bf16 pod capped at 8 cannot reach its own ceiling.
+        On the CPU the caps come from the served sweep (`python -m loadtest.sweep`, 64
+        clients, 2 quiet cores, frozen graphs, 2026-12-03), held-out / short texts/s:
+        fp32 cap 8: 166 / 236, 16: 175 / 272, 32: 145 / 282; bf16 cap 16: 337 / 482,
+        32: 347 / 599, 64: 247 / 553. The pick is the most short-tweet throughput within
+        5 % of the best on long texts.
         """
         if self.max_batch_size is not None:
             return self.max_batch_size
         if device == "cuda":
             return 64
-        return 16 if precision == "bf16" else 8
+        return 32 if precision == "bf16" else 16

