@@ -17,6 +17,13 @@ def helm_bin() -> Path:
     return helm
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _helm_fetched(helm_bin: Path) -> Path:
+    """Every chart test renders with helm: fetch it before the first one, whichever runs
+    first on a fresh clone (test_api_tokens.py sorts before the modules that asked for it)."""
+    return helm_bin
+
+
 @pytest.fixture(scope="session")
 def shared_crds() -> Path:
     """The CRD schemas in ../shared/crds; CI always has them, a bare clone may not."""
