@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 
 from harness.process import free_port, poll
+from harness.servers import OnLoopback
 from predictor import DEFAULT_MODEL_NAME
 from predictor.app import Listeners, Settings, build_server
 from predictor.serving.logs import JsonFormatter
@@ -48,7 +49,7 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
 
 
 @dataclass
-class InProcessPredictor:
+class InProcessPredictor(OnLoopback):
     """`PredictorProcess`'s interface, served by a thread: start, wait_ready, stop, logs."""
 
     model_dir: Path
@@ -63,14 +64,6 @@ class InProcessPredictor:
     _loop: asyncio.AbstractEventLoop | None = None
     _handler: logging.Handler | None = None
     exit_code: int | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    @property
-    def grpc_target(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
 
     @property
     def pid(self) -> int:

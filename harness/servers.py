@@ -19,6 +19,21 @@ from predictor import DEFAULT_MODEL_NAME
 REDIS_BIN = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
+class OnLoopback:
+    """The addresses of a predictor listening on loopback at `http_port` and `grpc_port`."""
+
+    http_port: int
+    grpc_port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+
 class Predictor(Protocol):
     """What tests and benchmarks use of a running predictor, in a child process
     (`PredictorProcess`) or in this one (`harness.inprocess.InProcessPredictor`)."""
@@ -33,7 +48,7 @@ class Predictor(Protocol):
 
 
 @dataclass
-class PredictorProcess:
+class PredictorProcess(OnLoopback):
     """`python -m <module>` with KServe's server flags; its log goes to a file.
 
     `module` is `predictor` for the real thing; the benchmark also launches its
@@ -48,14 +63,6 @@ class PredictorProcess:
     module: str = "predictor"
     model_name: str = DEFAULT_MODEL_NAME
     server: ServerProcess | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    @property
-    def grpc_target(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
 
     @property
     def proc(self) -> subprocess.Popen[bytes] | None:
