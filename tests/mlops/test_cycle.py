@@ -279,6 +279,11 @@ def test_drift_and_contradicting_feedback_retrain_publish_and_promote(loop: Loop
         wait_counted(loop.prometheus, f"sum(predictor_feedback_total{csel})", feedback_before + 25)
         wait_counted(loop.prometheus, f"sum(predictor_feedback_total{sel})", feedback_before + 50)
 
+    # The canary's request series must be in Prometheus before the evidence is sent:
+    # increase() counts from a series' first sample, so requests that came before the
+    # canary's first scrape would be missing from the traffic gate (seen in CI: 40 of 50).
+    assert v1(canary, ["the canary's first request"]).status_code == 200
+    wait_counted(loop.prometheus, f"sum(predictor_requests_total{csel})", 1)
     live_evidence(corpus[2000:2200], 0)
     code, out = loop.run()
     assert "decision: STEP" in out and "10% -> 50%" in out, out
