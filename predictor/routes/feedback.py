@@ -137,12 +137,10 @@ def router(model: SentimentModel, log: FeedbackLog, tokens: RouteTokens) -> APIR
         who = writer(request)  # before anything of the body is read
         check_name(name)
         inst, label, request_id = parse_body(await request.body(), model.labels)
-        if inst.text is not None and not keys.normalise_text(inst.text):
-            raise BadInput("the text is empty once whitespace is normalised")
         # what the served model answers for it, through the same path as :predict
         (seen,) = await model.classify([inst])
         kept, served = keys.normalise_text(seen.text), seen.prediction
-        if not kept:  # a fetched tweet can be all whitespace too
+        if not kept:  # a fetched tweet can be all whitespace (a literal one is refused above)
             raise BadInput("the text is empty once whitespace is normalised")
         tweet_id = seen.tweet.tweet.id if seen.tweet is not None else None
         version = model.version
