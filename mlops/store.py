@@ -25,7 +25,6 @@ from predictor.settings_base import SecretsSettings
 
 # Offline reads may wait longer than a request may: seconds, not the request path's 0.25 s.
 OFFLINE_TIMEOUT_S = 10.0
-REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
 
 
 class StoreError(RuntimeError):
@@ -81,10 +80,8 @@ def scan_predictions(
     settings: FeatureStoreSettings, model: str, version: str, max_entries: int
 ) -> list[bytes]:
     """The cached prediction values of one model version (every precision), at most
-    `max_entries`; every shard of a cluster is scanned."""
-    url = settings.redis_url.get_secret_value() if settings.redis_url else ""
-    if urlsplit(url).scheme.lower() not in REDIS_SCHEMES:
-        raise StoreError(f"scanning predictions needs a Redis URL ({', '.join(REDIS_SCHEMES)})")
+    `max_entries`; every shard of a cluster is scanned. Whether a backend can enumerate its
+    keys is the backend's to say (`Backend.scan_values`), not a list of schemes here."""
     prefix = keys.prediction_prefix(model, version)
     try:
         return asyncio.run(_through_store(settings, lambda s: s.scan_values(prefix, max_entries)))

@@ -142,3 +142,21 @@ def test_a_wrong_password_file_is_an_error_that_never_shows_the_password(
 def test_memory_is_refused_with_the_way_out() -> None:
     with pytest.raises(StoreError, match="--feedback http://PREDICTOR"):
         store_settings("memory://")
+
+
+def test_a_backend_that_cannot_enumerate_keys_says_so() -> None:
+    """Scanning is the backend's to offer (`Backend.scan_values`): a plugin scheme without it
+    is refused cleanly, not by a list of Redis schemes in the cycle."""
+    from pydantic import SecretStr
+
+    from mlops.store import scan_predictions
+    from predictor.featurestore.memory import MemoryBackend
+    from predictor.featurestore.registry import register_backend, unregister_backend
+
+    register_backend("noscan", lambda _url, s: MemoryBackend(s.memory_max_entries))
+    try:
+        settings = FeatureStoreSettings(redis_url=SecretStr("noscan://x"))
+        with pytest.raises(StoreError, match="cannot enumerate keys"):
+            scan_predictions(settings, "sentiment", VERSION, 10)
+    finally:
+        unregister_backend("noscan")
